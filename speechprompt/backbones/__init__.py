@@ -1,0 +1,44 @@
+"""Speech encoder-decoder backbones behind one interface (`SpeechSeq2Seq`).
+
+```python
+from speechprompt.backbones import build_backbone, load_backbone
+backbone = build_backbone("hubert", "small", vocab_size=500)   # random weights
+backbone.save_pretrained("exp/backbone")
+backbone = load_backbone("exp/backbone")                        # dispatches on the saved family
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from speechprompt.backbones.base import BackboneError, SpeechSeq2Seq, new_decoder_cache, read_backbone_spec
+from speechprompt.backbones.wav2vec2_seq2seq import Wav2Vec2Seq2Seq
+
+# family name -> class that builds and loads it
+BACKBONE_FAMILIES: dict[str, type[SpeechSeq2Seq]] = {family: Wav2Vec2Seq2Seq for family in Wav2Vec2Seq2Seq.families}
+
+
+def build_backbone(family: str, size: str, vocab_size: int, **overrides: Any) -> SpeechSeq2Seq:
+    """A randomly initialised backbone: `family` in BACKBONE_FAMILIES, `size` e.g. "tiny" or "small"."""
+    if family not in BACKBONE_FAMILIES:
+        raise BackboneError(f"unknown backbone family {family!r}; choose one of {sorted(BACKBONE_FAMILIES)}")
+    cls = BACKBONE_FAMILIES[family]
+    if cls is Wav2Vec2Seq2Seq:
+        return cls.build(size, vocab_size, encoder_type=family, **overrides)
+    return cls.build(size, vocab_size, **overrides)
+
+
+def load_backbone(directory: str | Path) -> SpeechSeq2Seq:
+    """Load a backbone folder written by `save_pretrained`, whatever its family."""
+    spec = read_backbone_spec(Path(directory))
+    family = spec["family"]
+    if family not in BACKBONE_FAMILIES:
+        raise BackboneError(f"{directory}: unknown backbone family {family!r}; "
+                            f"known: {sorted(BACKBONE_FAMILIES)}")
+    return BACKBONE_FAMILIES[family].from_pretrained(directory)
+
+
+__all__ = ["BACKBONE_FAMILIES", "BackboneError", "SpeechSeq2Seq", "Wav2Vec2Seq2Seq", "build_backbone",
+           "load_backbone", "new_decoder_cache"]

@@ -1,0 +1,220 @@
+"""The interface every speech encoder-decoder backbone exposes to the tuning methods.
+
+A backbone is split at the points where parameter-efficient methods enter:
+
+```
+waveforms (B,S) --embed_audio--> features (B,T,D), mask (B,T)      <- prompts are prepended here
+features --run_encoder--> hidden (B,T,D)      encoder_layers[i]     <- deep prompts / adapters hook here
+ids (B,L) --embed_tokens--> (B,L,Dd)                                <- decoder prompts are prepended here
+(B,L,Dd) + hidden --run_decoder--> logits (B,L,V), cache   decoder_layers[i]
+```
+
+Every layer in `encoder_layers` / `decoder_layers` is called as `layer(hidden (B,T,D), ...)` and
+returns the hidden states (B,T,D) as a plain tensor, so forward pre-hooks and hooks see the same
+thing on every family. All weights live in one transformers model (`self.model`), so
+`save_pretrained` / `from_pretrained` are transformers' own; a small `speechprompt_backbone.json`
+beside the transformers config names the family and the options that are not part of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+BACKBONE_FILE = "speechprompt_backbone.json"
+# transformers writes these into config.json; they name the software, not the model.
+_VOLATILE_CONFIG_KEYS = {"transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype",
+                         "_attn_implementation_autoset", "_commit_hash", "output_attentions",
+                         "output_hidden_states", "return_dict", "use_cache"}
+
+
+class BackboneError(ValueError):
+    """A backbone folder, size or input that cannot be used; the message says what to fix."""
+
+
+def new_decoder_cache() -> EncoderDecoderCache:
+    """An empty KV cache for `run_decoder` (self-attention and cross-attention parts)."""
+    return EncoderDecoderCache(DynamicCache(), DynamicCache())
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) lengths -> (B, max_len) bool mask, True on valid positions."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class SpeechSeq2Seq(nn.Module, ABC):
+    """A frozen-able speech encoder-decoder with the split points tuning methods need.
+
+    Attributes: `model` (the transformers model holding every weight), `family`, `options`
+    (JSON-serialisable family options saved beside the model), `encoder_dim`, `decoder_dim`,
+    `vocab_size`, `pad_id`, `bos_id`, `eos_id`, `encoder_layers`, `decoder_layers`.
+    """
+
+    families: ClassVar[tuple[str, ...]]  # the family names this class builds and loads
+    model_class: ClassVar[type[PreTrainedModel]]
+
+    def __init__(self, model: PreTrainedModel, options: dict[str, Any] | None = None):
+        super().__init__()
+        self.model = model
+        self.options = dict(options or {})
+
+    @property
+    @abstractmethod
+    def family(self) -> str:
+        """The family name saved in `speechprompt_backbone.json` (a key of BACKBONE_FAMILIES)."""
+
+    # ---- building and loading -------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def build(cls, size: str, vocab_size: int, **overrides: Any) -> SpeechSeq2Seq:
+        """A randomly initialised backbone of a named size (`tiny`, `small`, ...)."""
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> SpeechSeq2Seq:
+        """Load a backbone saved by `save_pretrained` (local folder only, safetensors weights)."""
+        directory = Path(directory)
+        spec = read_backbone_spec(directory)
+        if spec["family"] not in cls.families:
+            raise BackboneError(f"{directory / BACKBONE_FILE}: family is {spec['family']!r}, "
+                                f"not one of {cls.families}; use speechprompt.backbones.load_backbone")
+        model = cls.model_class.from_pretrained(str(directory), local_files_only=True)
+        model.eval()
+        return cls(model, spec.get("options", {}))
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the transformers model (config.json + safetensors) and `speechprompt_backbone.json`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(directory))
+        spec = {"family": self.family, "options": self.options}
+        (directory / BACKBONE_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+
+    def fingerprint(self) -> str:
+        """sha256 (hex, 16 chars) of the family, options, model config and every weight.
+
+        Stable across `save_pretrained` / `from_pretrained`; changes when any weight changes.
+        """
+        digest = hashlib.sha256()
+        config = _stable_config(self.model.config.to_dict())
+        digest.update(json.dumps({"family": self.family, "options": self.options, "config": config},
+                                 sort_keys=True, default=str).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            data = tensor.detach().to("cpu").contiguous()
+            digest.update(f"{name}:{data.dtype}:{tuple(data.shape)}".encode())
+            digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        return digest.hexdigest()[:16]
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    # ---- the split points -----------------------------------------------------------------
+    @abstractmethod
+    def embed_audio(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """waveforms (B,S) float 16 kHz, wave_lengths (B,) -> features (B,T,D), mask (B,T) bool."""
+
+    @abstractmethod
+    def feature_lengths(self, wave_lengths: torch.Tensor) -> torch.Tensor:
+        """(B,) sample counts -> (B,) encoder frame counts produced by `embed_audio`."""
+
+    @abstractmethod
+    def run_encoder(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """features (B,T,D), mask (B,T) bool -> hidden (B,T,D) (padded frames carry garbage)."""
+
+    @abstractmethod
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B,L) long -> token embeddings (B,L,Dd), without positions."""
+
+    @abstractmethod
+    def run_decoder(self, input_embeds: torch.Tensor, enc_hidden: torch.Tensor, enc_mask: torch.Tensor,
+                    cache: EncoderDecoderCache | None = None
+                    ) -> tuple[torch.Tensor, EncoderDecoderCache]:
+        """input_embeds (B,L,Dd), enc_hidden (B,T,D), enc_mask (B,T) -> logits (B,L,V), cache.
+
+        Positions continue from the cache length, so a call with P prefix vectors + L tokens
+        followed by one-token calls numbers the new token P+L, P+L+1, ...
+        """
+
+    @abstractmethod
+    def resize_vocab(self, new_size: int) -> None:
+        """Replace the decoder token embedding and output layer with freshly initialised ones."""
+
+    @property
+    @abstractmethod
+    def encoder_layers(self) -> nn.ModuleList:
+        """The transformer encoder layers, in order."""
+
+    @property
+    @abstractmethod
+    def decoder_layers(self) -> nn.ModuleList:
+        """The transformer decoder layers, in order."""
+
+    @property
+    @abstractmethod
+    def encoder_dim(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def decoder_dim(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.options.get("pad_id", 0))
+
+    @property
+    def bos_id(self) -> int:
+        return int(self.options.get("bos_id", 1))
+
+    @property
+    def eos_id(self) -> int:
+        return int(self.options.get("eos_id", 2))
+
+    # ---- conveniences built on the split points -------------------------------------------
+    def encode(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """waveforms (B,S), wave_lengths (B,) -> hidden (B,T,D), mask (B,T) without any prompt."""
+        features, mask = self.embed_audio(waveforms, wave_lengths)
+        return self.run_encoder(features, mask), mask
+
+    @staticmethod
+    def reorder_cache(cache: EncoderDecoderCache, index: torch.Tensor) -> EncoderDecoderCache:
+        """Select / repeat batch rows of a cache in place (beam search): index (B',) long."""
+        cache.reorder_cache(index)
+        return cache
+
+
+def _stable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Config dict without keys that depend on the software version or the folder it came from."""
+    out = {}
+    for key, value in config.items():
+        if key in _VOLATILE_CONFIG_KEYS:
+            continue
+        out[key] = _stable_config(value) if isinstance(value, dict) else value
+    return out
+
+
+def read_backbone_spec(directory: Path) -> dict[str, Any]:
+    """Read `speechprompt_backbone.json` from a saved backbone folder."""
+    path = directory / BACKBONE_FILE
+    if not path.is_file():
+        raise BackboneError(f"{path} not found: {directory} is not a folder written by "
+                            "SpeechSeq2Seq.save_pretrained (or build one with build_backbone)")
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BackboneError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(spec, dict) or "family" not in spec:
+        raise BackboneError(f"{path}: needs a 'family' entry")
+    return spec
