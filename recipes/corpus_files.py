@@ -90,6 +90,10 @@ def write_jsonl(path: str | Path, records: list[dict], key: str = "utt_id") -> P
     return path
 
 
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def tree_checksum(root: str | Path) -> str:
     """SHA-256 over every file under ``root`` (relative path + bytes), the marker excluded.
 

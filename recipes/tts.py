@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from recipes.corpus_files import file_sha256
 from speechprompt.data.audio import to_mono_16k, write_audio
 
 # The eight English accents of espeak-ng 1.51, with short codes used in speaker ids.
@@ -140,10 +140,6 @@ def synthesize(job: SynthJob) -> SynthResult:
     mono = to_mono_16k(samples, rate, SAMPLE_RATE)
     out = write_audio(job.out_path, mono, SAMPLE_RATE)
     return SynthResult(job.utt_id, mono.shape[0] / SAMPLE_RATE, file_sha256(out))
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def synthesize_all(jobs: list[SynthJob], nj: int = 2, log_every: int = 500) -> dict[str, SynthResult]:
