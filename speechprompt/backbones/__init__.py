@@ -15,9 +15,13 @@ from typing import Any
 
 from speechprompt.backbones.base import BackboneError, SpeechSeq2Seq, new_decoder_cache, read_backbone_spec
 from speechprompt.backbones.wav2vec2_seq2seq import Wav2Vec2Seq2Seq
+from speechprompt.backbones.whisper import WhisperSeq2Seq
 
 # family name -> class that builds and loads it
-BACKBONE_FAMILIES: dict[str, type[SpeechSeq2Seq]] = {family: Wav2Vec2Seq2Seq for family in Wav2Vec2Seq2Seq.families}
+BACKBONE_FAMILIES: dict[str, type[SpeechSeq2Seq]] = {
+    **{family: Wav2Vec2Seq2Seq for family in Wav2Vec2Seq2Seq.families},
+    "whisper": WhisperSeq2Seq,
+}
 
 
 def build_backbone(family: str, size: str, vocab_size: int, **overrides: Any) -> SpeechSeq2Seq:
@@ -40,5 +44,5 @@ def load_backbone(directory: str | Path) -> SpeechSeq2Seq:
     return BACKBONE_FAMILIES[family].from_pretrained(directory)
 
 
-__all__ = ["BACKBONE_FAMILIES", "BackboneError", "SpeechSeq2Seq", "Wav2Vec2Seq2Seq", "build_backbone",
+__all__ = ["BACKBONE_FAMILIES", "BackboneError", "SpeechSeq2Seq", "Wav2Vec2Seq2Seq", "WhisperSeq2Seq", "build_backbone",
            "load_backbone", "new_decoder_cache"]
