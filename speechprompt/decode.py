@@ -1,0 +1,150 @@
+"""Batched greedy and beam search over ``TunedModel.encode`` + ``decode_step`` (with the KV cache).
+
+Both return one list of token ids per utterance, without BOS and EOS. Each utterance's output is
+capped at ``min(max_len, ceil(max_len_ratio * encoder frames))`` tokens, so a model that never
+emits EOS still stops in time proportional to its audio. Every utterance is decided on its own
+scores only, so an utterance decodes the same alone and inside a padded batch.
+
+```python
+from speechprompt.decode import beam_search, greedy_search
+hyps = greedy_search(model, batch.waveforms, batch.wave_lengths, batch.task_ids, max_len=200)
+hyps = beam_search(model, batch.waveforms, batch.wave_lengths, batch.task_ids, beam_size=4)
+```
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def length_limits(model, wave_lengths: torch.Tensor, max_len: int, max_len_ratio: float) -> list[int]:
+    """(B,) samples -> per-utterance token limits: min(max_len, ceil(ratio * encoder frames)), >= 1."""
+    if max_len < 1 or max_len_ratio <= 0:
+        raise ValueError(f"max_len={max_len} and max_len_ratio={max_len_ratio} must be positive")
+    frames = model.backbone.feature_lengths(wave_lengths).tolist()
+    return [max(1, min(max_len, math.ceil(max_len_ratio * f))) for f in frames]
+
+
+@torch.no_grad()
+def greedy_search(
+    model,
+    waveforms: torch.Tensor,
+    wave_lengths: torch.Tensor,
+    task_ids: torch.Tensor,
+    max_len: int = 200,
+    max_len_ratio: float = 1.0,
+) -> list[list[int]]:
+    """waveforms (B,S), wave_lengths (B,), task_ids (B,) -> B lists of token ids (argmax each step)."""
+    limits = length_limits(model, wave_lengths, max_len, max_len_ratio)
+    enc = model.encode(waveforms, wave_lengths, task_ids)
+    batch = len(limits)
+    prefix = torch.full((batch, 1), model.bos_id, dtype=torch.long, device=waveforms.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=waveforms.device)
+    limit = torch.tensor(limits, device=waveforms.device)
+    cache = None
+    outputs: list[list[int]] = [[] for _ in range(batch)]
+    for step in range(max(limits)):
+        log_probs, cache = model.decode_step(enc, prefix, cache, task_ids)
+        tokens = log_probs.argmax(-1)
+        for row in (~finished).nonzero().flatten().tolist():
+            if int(tokens[row]) != model.eos_id:
+                outputs[row].append(int(tokens[row]))
+        finished |= (tokens == model.eos_id) | (step + 1 >= limit)
+        if bool(finished.all()):
+            break
+        prefix = torch.cat([prefix, tokens.masked_fill(finished, model.eos_id)[:, None]], dim=1)
+    return outputs
+
+
+class _Hypotheses:
+    """The finished hypotheses of one utterance (at most beam_size, best kept)."""
+
+    def __init__(self, beam_size: int, length_penalty: float) -> None:
+        self.beam_size, self.length_penalty = beam_size, length_penalty
+        self.items: list[tuple[float, list[int]]] = []
+
+    def normalised(self, score: float, length: int) -> float:
+        return score / (max(length, 1) ** self.length_penalty)
+
+    def add(self, score: float, tokens: list[int], length: int) -> None:
+        self.items.append((self.normalised(score, length), tokens))
+        self.items.sort(key=lambda item: -item[0])
+        del self.items[self.beam_size :]
+
+    def done(self, best_running: float, length: int) -> bool:
+        """Full, and no running beam can still beat the worst finished one (at the current length)."""
+        if len(self.items) < self.beam_size:
+            return False
+        return self.items[-1][0] >= self.normalised(best_running, length)
+
+
+@torch.no_grad()
+def beam_search(
+    model,
+    waveforms: torch.Tensor,
+    wave_lengths: torch.Tensor,
+    task_ids: torch.Tensor,
+    beam_size: int = 4,
+    length_penalty: float = 1.0,
+    max_len: int = 200,
+    max_len_ratio: float = 1.0,
+) -> list[list[int]]:
+    """Beam search; scores are summed log-probabilities divided by length ** length_penalty.
+
+    waveforms (B,S), wave_lengths (B,), task_ids (B,) -> B lists of token ids (the best hypothesis).
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size={beam_size} must be >= 1")
+    limits = length_limits(model, wave_lengths, max_len, max_len_ratio)
+    device = waveforms.device
+    batch, width = len(limits), beam_size
+    rows = torch.arange(batch, device=device).repeat_interleave(width)  # (B*K,)
+    enc = model.encode(waveforms, wave_lengths, task_ids).index_select(rows)
+    beam_tasks = task_ids[rows]
+    scores = torch.full((batch, width), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start identical: only one may expand at the first step
+    prefix = torch.full((batch * width, 1), model.bos_id, dtype=torch.long, device=device)
+    tokens_so_far: list[list[int]] = [[] for _ in range(batch * width)]
+    finished = [_Hypotheses(width, length_penalty) for _ in range(batch)]
+    done = [False] * batch
+    cache = None
+    for step in range(max(limits)):
+        log_probs, cache = model.decode_step(enc, prefix, cache, beam_tasks)  # (B*K, V)
+        vocab = log_probs.shape[-1]
+        candidates = (scores.view(-1, 1) + log_probs).view(batch, width * vocab)
+        top_scores, top_index = candidates.topk(min(2 * width, width * vocab), dim=-1)
+        top_scores, top_index = top_scores.tolist(), top_index.tolist()
+        next_scores = torch.full((batch, width), float("-inf"), device=device)
+        next_rows = torch.arange(batch * width, device=device).view(batch, width).clone()
+        next_tokens = torch.full((batch, width), model.eos_id, dtype=torch.long, device=device)
+        next_history: list[list[int]] = [[] for _ in range(batch * width)]
+        for b in range(batch):
+            if done[b]:
+                continue
+            last_step = step + 1 >= limits[b]
+            kept = 0
+            for score, index in zip(top_scores[b], top_index[b], strict=True):
+                if score == float("-inf"):
+                    break
+                source, token = b * width + index // vocab, index % vocab
+                history = tokens_so_far[source]
+                if token == model.eos_id or last_step:
+                    body = history if token == model.eos_id else history + [token]
+                    finished[b].add(score, body, step + 1)
+                    continue
+                next_scores[b, kept], next_rows[b, kept], next_tokens[b, kept] = score, source, token
+                next_history[b * width + kept] = history + [token]
+                kept += 1
+                if kept == width:
+                    break
+            best_running = float(next_scores[b, 0])
+            done[b] = last_step or kept == 0 or finished[b].done(best_running, step + 1)
+        if all(done):
+            break
+        order = next_rows.view(-1)
+        cache = model.reorder_cache(cache, order)
+        prefix = torch.cat([prefix[order], next_tokens.view(-1, 1)], dim=1)
+        scores, tokens_so_far = next_scores, next_history
+    return [hyps.items[0][1] if hyps.items else [] for hyps in finished]

@@ -1,0 +1,160 @@
+"""Task artifacts: ``task.safetensors`` + ``task.json`` (+ ``tokenizer/`` when given).
+
+The artifact holds what inference needs and nothing that could run code: the method's final
+tables (never its training-time reparameterisation), a re-initialised vocabulary when there is one,
+the method's hyperparameters, and the name and fingerprint of the backbone it was trained on.
+Loading onto another backbone fails and names both fingerprints.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from speechprompt.tuning.model import TunedModel, build_tuned_model
+from speechprompt.tuning.registry import make_config
+
+FORMAT = "speechprompt-task"
+VERSION = 1
+TENSORS = "task.safetensors"
+META = "task.json"
+TOKENIZER = "tokenizer"
+
+
+class ArtifactError(ValueError):
+    """An artifact that cannot be read or does not fit the given backbone/model."""
+
+
+def backbone_name(backbone) -> str:
+    return str(getattr(backbone, "family", None) or type(backbone).__name__)
+
+
+def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str | Path | None = None) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    method_state = model.method.export_state()
+    state = {f"method.{name}": tensor for name, tensor in method_state.items()}
+    params = dict(model.backbone.named_parameters())
+    for name in model.vocab_parameter_names:
+        if name not in method_state:  # finetune already stores it under its own name
+            state[f"vocab.{name}"] = params[name].detach()
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
+    save_file(state, str(directory / TENSORS), metadata={"format": FORMAT, "method": model.method_name})
+    config = model.method.exported_config().to_dict()
+    config["tasks"] = list(model.task_names)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "method": model.method_name,
+        "config": config,
+        "tasks": list(model.task_names),
+        "backbone": {
+            "name": backbone_name(model.backbone),
+            "fingerprint": model.backbone_fingerprint,
+            "parameters": model.backbone_parameters,
+        },
+        "trainable_parameters": model.parameter_report().trainable,
+        "stored_values": sum(t.numel() for t in state.values()),
+        "vocab_parameters": list(model.vocab_parameter_names),
+        "tokenizer": None,
+    }
+    if tokenizer_dir is not None:
+        shutil.copytree(tokenizer_dir, directory / TOKENIZER, dirs_exist_ok=True)
+        meta["tokenizer"] = TOKENIZER
+    (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return directory
+
+
+def read_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(task.json contents, tensors) of an artifact directory."""
+    directory = Path(directory)
+    meta_path, tensor_path = directory / META, directory / TENSORS
+    for path in (meta_path, tensor_path):
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing; a task artifact directory holds {META} and {TENSORS}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{meta_path}: not valid JSON ({err})") from err
+    if meta.get("format") != FORMAT:
+        raise ArtifactError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if meta.get("version", 0) > VERSION:
+        raise ArtifactError(f"{meta_path}: version {meta['version']} is newer than this speechprompt ({VERSION})")
+    return meta, load_file(str(tensor_path))
+
+
+def check_fingerprint(directory: Path, meta: dict[str, Any], name: str, fingerprint: str) -> None:
+    saved = meta["backbone"]
+    if saved["fingerprint"] != fingerprint:
+        raise ArtifactError(
+            f"{directory}: trained on backbone '{saved['name']}' (fingerprint {saved['fingerprint']}), "
+            f"but the given backbone is '{name}' (fingerprint {fingerprint}); load the backbone it was trained on"
+        )
+
+
+def split_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    method = {k.removeprefix("method."): v for k, v in state.items() if k.startswith("method.")}
+    vocab = {k.removeprefix("vocab."): v for k, v in state.items() if k.startswith("vocab.")}
+    return method, vocab
+
+
+def load_task(artifact_dir: str | Path, backbone, trainable: bool = False) -> TunedModel:
+    """Rebuild a TunedModel from an artifact; ``trainable=True`` continues training from it."""
+    directory = Path(artifact_dir)
+    meta, state = read_artifact(directory)
+    check_fingerprint(directory, meta, backbone_name(backbone), backbone.fingerprint())
+    values = dict(meta["config"])
+    if "init" in values:  # the saved table replaces any initialisation
+        values.update(init="uniform", init_artifact=None)
+    model = build_tuned_model(backbone, make_config(meta["method"], values))
+    method_state, vocab_state = split_state(state)
+    load_vocab(model, vocab_state, directory)
+    model.method.load_exported(method_state)
+    model.artifact_meta = meta
+    if not trainable:
+        model.requires_grad_(False)
+        model.eval()
+    return model
+
+
+@torch.no_grad()
+def load_vocab(model: TunedModel, vocab_state: dict[str, torch.Tensor], directory: Path) -> None:
+    params = dict(model.backbone.named_parameters())
+    for name, value in vocab_state.items():
+        if name not in params or params[name].shape != value.shape:
+            raise ArtifactError(f"{directory}: vocabulary tensor '{name}' {tuple(value.shape)} does not fit the model")
+        params[name].copy_(value)
+
+
+def add_task(model: TunedModel, name: str, artifact_dir: str | Path) -> int:
+    directory = Path(artifact_dir)
+    if name in model.task_names:
+        raise ArtifactError(f"task name '{name}' is already loaded ({model.task_names}); choose another name")
+    meta, state = read_artifact(directory)
+    if meta["method"] != model.method_name:
+        raise ArtifactError(f"{directory}: method '{meta['method']}' cannot join a '{model.method_name}' model")
+    check_fingerprint(directory, meta, backbone_name(model.backbone), model.backbone_fingerprint)
+    for field_name in type(model.config).task_compatible_fields:
+        if meta["config"].get(field_name) != getattr(model.config, field_name):
+            raise ArtifactError(
+                f"{directory}: {field_name}={meta['config'].get(field_name)!r} but the loaded tasks use "
+                f"{getattr(model.config, field_name)!r}; tasks in one model must agree on it"
+            )
+    method_state, vocab_state = split_state(state)
+    params = dict(model.backbone.named_parameters())
+    if set(vocab_state) != set(model.vocab_parameter_names) or any(
+        not torch.equal(params[k].detach().cpu(), v) for k, v in vocab_state.items()
+    ):
+        raise ArtifactError(f"{directory}: its vocabulary differs from the loaded tasks'; tasks in one batch share one vocabulary")
+    try:
+        model.method.append_tasks(method_state)
+    except ValueError as err:
+        raise ArtifactError(f"{directory}: {err}") from err
+    model.task_names.append(name)
+    model.config.tasks = list(model.task_names)
+    return len(model.task_names) - 1

@@ -1,0 +1,141 @@
+"""Deep prompts (P-tuning v2 style): a separate prompt at every encoder and/or decoder layer.
+
+P placeholder positions are prepended to the layer input; a forward pre-hook on each layer of
+``backbone.encoder_layers`` / ``decoder_layers`` replaces the hidden states at those positions by
+that layer's prompt, so every layer sees trained vectors rather than the previous layer's output.
+On the decoder side the prompt positions enter with the first decoding step and then live in the
+self-attention cache.
+
+Optionally the tables are produced during training by an MLP from a smaller embedding
+(``reparam_hidden`` > 0, as in P-tuning v2); ``export_state`` folds the MLP away and the artifact
+holds only the final tables: encoder_prompts (T, N_enc, P, D), decoder_prompts (T, N_dec, P, Dd).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from speechprompt.tuning.base import TuningMethod, replace_hidden_pre_hook
+from speechprompt.tuning.config import ConfigError, MethodConfig, check_positive, option
+from speechprompt.tuning.prompt import prepend
+
+
+@dataclass
+class DeepPromptConfig(MethodConfig):
+    method: ClassVar[str] = "deep_prompt"
+
+    num_prompts: int = option(10, "P: prompt positions per layer")
+    encoder: bool = option(True, "prompt every encoder layer")
+    decoder: bool = option(False, "prompt every decoder layer")
+    reparam_hidden: int = option(0, "0: train the tables directly; >0: hidden size of the MLP that produces them")
+    init_range: float = option(0.5, "bound of the uniform initialisation")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive(self, num_prompts=self.num_prompts, init_range=self.init_range)
+        if not (self.encoder or self.decoder):
+            raise ConfigError("deep_prompt: encoder and decoder are both off; turn on at least one")
+        if self.reparam_hidden < 0:
+            raise ConfigError(f"deep_prompt: reparam_hidden={self.reparam_hidden} must be >= 0")
+
+
+class PromptTable(nn.Module):
+    """A (T, N, P, D) table, trained directly or through an MLP from a (T, P, D) embedding."""
+
+    def __init__(self, method: TuningMethod, layers: int, dim: int, config: DeepPromptConfig) -> None:
+        super().__init__()
+        tasks, count = config.num_tasks, config.num_prompts
+        self.layers, self.dim = layers, dim
+        if config.reparam_hidden:
+            self.embedding = nn.Parameter(method.uniform(tasks, count, dim, bound=config.init_range))
+            self.mlp = nn.Sequential(
+                nn.Linear(dim, config.reparam_hidden), nn.Tanh(), nn.Linear(config.reparam_hidden, layers * dim)
+            )
+        else:
+            self.table = nn.Parameter(method.uniform(tasks, layers, count, dim, bound=config.init_range))
+
+    def forward(self) -> torch.Tensor:
+        if hasattr(self, "table"):
+            return self.table
+        tasks, count, _ = self.embedding.shape
+        return self.mlp(self.embedding).view(tasks, count, self.layers, self.dim).transpose(1, 2)
+
+
+class DeepPromptTuning(TuningMethod):
+    config_class = DeepPromptConfig
+    supports_tasks = True
+
+    def __init__(self, config: DeepPromptConfig, backbone: nn.Module) -> None:
+        super().__init__(config, backbone)
+        self.sides = {}
+        if config.encoder:
+            self.encoder_prompts = PromptTable(self, len(backbone.encoder_layers), self.encoder_dim, config)
+            self.sides["encoder"] = self.encoder_prompts
+        if config.decoder:
+            self.decoder_prompts = PromptTable(self, len(backbone.decoder_layers), self.decoder_dim, config)
+            self.sides["decoder"] = self.decoder_prompts
+
+    def attach(self, backbone: nn.Module) -> None:
+        for side, table in self.sides.items():
+            for index, layer in enumerate(getattr(backbone, f"{side}_layers")):
+                hook = replace_hidden_pre_hook(self._replacement(side, table, index))
+                self.add_hook(layer.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def _replacement(self, side: str, table: PromptTable, index: int):
+        count = self.config.num_prompts
+
+        def replace(hidden: torch.Tensor) -> torch.Tensor | None:
+            active = self._task_ids is not None and (side == "encoder" or self._decoder_prompt_present)
+            if not active:
+                return None
+            prompt = table()[self._task_ids, index].to(hidden.dtype)  # (B, P, D)
+            return torch.cat([prompt, hidden[:, count:]], dim=1)
+
+        return replace
+
+    def extend_encoder_input(self, features, mask, task_ids):
+        if not self.config.encoder:
+            return features, mask
+        placeholder = features.new_zeros(len(features), self.config.num_prompts, features.shape[-1])
+        return prepend(placeholder, features, mask)
+
+    @property
+    def decoder_prefix_len(self) -> int:
+        return self.config.num_prompts if self.config.decoder else 0
+
+    def extend_decoder_input(self, embeds, task_ids):
+        if not self.config.decoder:
+            return embeds
+        placeholder = embeds.new_zeros(len(embeds), self.config.num_prompts, embeds.shape[-1])
+        return torch.cat([placeholder, embeds], dim=1)
+
+    # ---- saving: final tables only ----
+    @property
+    def task_tables(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(f"{side}_prompts" for side in self.sides)
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        return {f"{side}_prompts": table().detach().clone() for side, table in self.sides.items()}
+
+    def load_exported(self, state: dict[str, torch.Tensor]) -> None:
+        if self.config.reparam_hidden:
+            raise ValueError("deep_prompt: saved tables load into a model built with reparam_hidden=0")
+        self.load_state_dict({f"{key}.table": value for key, value in state.items()}, strict=True)
+
+    def exported_config(self) -> DeepPromptConfig:
+        return dataclasses.replace(self.config, reparam_hidden=0)
+
+    def append_tasks(self, state: dict[str, torch.Tensor]) -> None:
+        for side, table in self.sides.items():
+            if not hasattr(table, "table"):
+                raise ValueError("deep_prompt: add tasks to a model with folded tables (reparam_hidden=0)")
+            theirs = state[f"{side}_prompts"]
+            if theirs.shape[1:] != table.table.shape[1:]:
+                raise ValueError(f"deep_prompt: {side} table per task {tuple(theirs.shape[1:])} != {tuple(table.table.shape[1:])}")
+            joined = torch.cat([table.table.detach(), theirs.to(table.table)], dim=0)
+            table.table = nn.Parameter(joined, requires_grad=table.table.requires_grad)

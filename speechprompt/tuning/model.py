@@ -1,0 +1,200 @@
+"""TunedModel: a frozen SpeechSeq2Seq backbone plus one tuning method.
+
+The backbone's weights never change (except what the method trains on purpose: a re-initialised
+vocabulary, or the parts named by ``finetune``). Everything the decoder, the trainer and the
+transcriber need goes through ``forward``, ``encode`` and ``decode_step``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from speechprompt.tuning.base import TuningMethod
+from speechprompt.tuning.config import MethodConfig
+from speechprompt.tuning.registry import make_config, method_entry
+
+
+@dataclass
+class EncoderOutput:
+    """hidden (B,T',D) encoder output (prompt positions included), mask (B,T') bool, True = valid."""
+
+    hidden: torch.Tensor
+    mask: torch.Tensor
+
+    def index_select(self, index: torch.Tensor) -> EncoderOutput:
+        return EncoderOutput(self.hidden.index_select(0, index), self.mask.index_select(0, index))
+
+
+@dataclass
+class ModelOutput:
+    """loss (scalar) = cross-entropy + the method's weighted terms; logits (B,L,V); aux: named terms."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class ParameterReport:
+    method: str
+    trainable: int
+    backbone: int
+    parts: dict[str, int]
+
+    @property
+    def share(self) -> float:
+        """Trainable parameters as a fraction of the backbone's."""
+        return self.trainable / self.backbone
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{name} {count:,}" for name, count in self.parts.items())
+        return (
+            f"{self.method}: {self.trainable:,} trainable parameters = {100 * self.share:.4f}% of the "
+            f"backbone's {self.backbone:,} ({parts})"
+        )
+
+
+class TunedModel(nn.Module):
+    def __init__(self, backbone: nn.Module, method_class: type[TuningMethod], config: MethodConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.config = config
+        self.method_name = config.method
+        self.task_names = list(config.tasks)
+        self.backbone_fingerprint = backbone.fingerprint()
+        self.backbone_parameters = sum(p.numel() for p in backbone.parameters())
+        backbone.requires_grad_(False)
+        self.vocab_parameter_names = self._resize_vocab(config.vocab_size)
+        # special ids: the config's when given, else the backbone's (read after a vocabulary resize)
+        self.bos_id, self.eos_id, self.pad_id = (
+            getattr(backbone, name) if getattr(config, name) is None else getattr(config, name)
+            for name in ("bos_id", "eos_id", "pad_id")
+        )
+        self.method = method_class(config, backbone)
+        self.method.attach(backbone)
+
+    def _resize_vocab(self, vocab_size: int | None) -> list[str]:
+        """Re-initialise the decoder vocabulary when the target one differs; returns the new parameter names."""
+        current = getattr(self.backbone, "vocab_size", None)
+        if vocab_size is None or vocab_size == current:
+            return []
+        before = {id(p) for p in self.backbone.parameters()}
+        self.backbone.resize_vocab(vocab_size)
+        names = [name for name, p in self.backbone.named_parameters() if id(p) not in before]
+        if not names:
+            raise RuntimeError(f"backbone.resize_vocab({vocab_size}) created no new parameters")
+        params = dict(self.backbone.named_parameters())
+        for name in names:
+            params[name].requires_grad_(True)
+        return names
+
+    # ---- the model ----
+    def encode(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor, task_ids: torch.Tensor) -> EncoderOutput:
+        """waveforms (B,S) float, wave_lengths (B,) long, task_ids (B,) long -> EncoderOutput."""
+        features, mask = self.backbone.embed_audio(waveforms, wave_lengths)
+        features, mask = self.method.extend_encoder_input(features, mask, task_ids)
+        with self.method.task_scope(task_ids):
+            hidden = self.backbone.run_encoder(features, mask)
+        return EncoderOutput(hidden, mask)
+
+    def decode(self, enc: EncoderOutput, input_ids: torch.Tensor, cache, task_ids: torch.Tensor):
+        """input_ids (B,L): the whole prefix when cache is None, else the new tokens -> logits (B,L,V), cache."""
+        embeds = self.backbone.embed_tokens(input_ids)
+        prompt_len = 0
+        if cache is None:
+            embeds = self.method.extend_decoder_input(embeds, task_ids)
+            prompt_len = self.method.decoder_prefix_len
+        with self.method.task_scope(task_ids, decoder_prompt_present=prompt_len > 0):
+            logits, cache = self.backbone.run_decoder(embeds, enc.hidden, enc.mask, cache)
+        return logits[:, prompt_len:], cache
+
+    def forward(self, batch) -> ModelOutput:
+        """Teacher forcing: decoder input = BOS + targets[:, :-1]; batch is a data.dataset.Batch."""
+        task_ids = batch.task_ids
+        enc = self.encode(batch.waveforms, batch.wave_lengths, task_ids)
+        targets = batch.targets
+        bos = torch.full_like(targets[:, :1], self.bos_id)
+        logits, _ = self.decode(enc, torch.cat([bos, targets[:, :-1]], dim=1), None, task_ids)
+        ce = F.cross_entropy(
+            logits.float().transpose(1, 2),
+            targets,
+            ignore_index=self.pad_id,
+            label_smoothing=self.config.label_smoothing,
+        )
+        extra = self.method.aux_losses()
+        loss = ce + sum(extra.values()) if extra else ce
+        return ModelOutput(loss=loss, logits=logits, aux={"ce": ce.detach(), **extra})
+
+    def decode_step(self, enc: EncoderOutput, prefix_ids: torch.Tensor, cache, task_ids: torch.Tensor):
+        """prefix_ids (B,L) starting with BOS -> log-probabilities of the next token (B,V), new cache."""
+        new_ids = prefix_ids if cache is None else prefix_ids[:, -1:]
+        logits, cache = self.decode(enc, new_ids, cache, task_ids)
+        return logits[:, -1].float().log_softmax(-1), cache
+
+    def reorder_cache(self, cache, index: torch.Tensor):
+        """Select rows ``index`` (N,) of every cached tensor (beam search)."""
+        if hasattr(self.backbone, "reorder_cache"):
+            return self.backbone.reorder_cache(cache, index)
+        if hasattr(cache, "reorder_cache"):  # transformers Cache objects reorder in place
+            cache.reorder_cache(index)
+            return cache
+        if isinstance(cache, torch.Tensor):
+            return cache.index_select(0, index)
+        if isinstance(cache, list | tuple):
+            return type(cache)(self.reorder_cache(item, index) for item in cache)
+        if cache is None:
+            return None
+        raise TypeError(f"cannot reorder a decoder cache of type {type(cache).__name__}")
+
+    # ---- bookkeeping ----
+    def task_id(self, name: str) -> int:
+        if name not in self.task_names:
+            raise KeyError(f"task '{name}' is not loaded; loaded tasks: {self.task_names}")
+        return self.task_names.index(name)
+
+    def init_from_features(self, features: torch.Tensor, mask: torch.Tensor, task_id: int | None = None) -> None:
+        """Start prompts from real encoder features (methods that support it: prompt)."""
+        if not hasattr(self.method, "init_from_features"):
+            raise ValueError(f"method '{self.method_name}' has no initialisation from features")
+        self.method.init_from_features(features, mask, task_id)
+
+    def parameter_report(self) -> ParameterReport:
+        parts: dict[str, int] = {}
+        vocab = set(self.vocab_parameter_names)
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            short = name.removeprefix("backbone.")
+            part = "vocabulary" if short in vocab else ("backbone" if name.startswith("backbone.") else self.method_name)
+            parts[part] = parts.get(part, 0) + param.numel()
+        return ParameterReport(self.method_name, sum(parts.values()), self.backbone_parameters, parts)
+
+    def save_artifact(self, directory, tokenizer_dir=None) -> None:
+        """Write safetensors + task.json to ``directory`` (see artifact.py)."""
+        from speechprompt.tuning.artifact import save_artifact
+
+        save_artifact(self, directory, tokenizer_dir)
+
+    def add_task(self, name: str, artifact_dir) -> int:
+        """Load another saved task of the same method next to the ones held; returns its task id."""
+        from speechprompt.tuning.artifact import add_task
+
+        return add_task(self, name, artifact_dir)
+
+
+def build_tuned_model(backbone: nn.Module, method: str | MethodConfig, config: MethodConfig | dict | None = None) -> TunedModel:
+    """``build_tuned_model(backbone, PromptConfig(...))`` or ``build_tuned_model(backbone, "prompt", {...})``."""
+    if isinstance(method, MethodConfig):
+        config, method = method, method.method
+    if not isinstance(config, MethodConfig):
+        config = make_config(method, config)
+    config_class, method_class = method_entry(method)
+    if not isinstance(config, config_class):
+        raise TypeError(f"method '{method}' needs a {config_class.__name__}, got {type(config).__name__}")
+    if config.num_tasks > 1 and not method_class.supports_tasks:
+        raise ValueError(f"method '{method}' holds one task only; got tasks={config.tasks}")
+    return TunedModel(backbone, method_class, config)
