@@ -26,7 +26,28 @@ SEGMENT_END_TOLERANCE_S = 0.1
 
 
 class AudioError(ValueError):
-    """Audio that cannot be used; the message names the utterance and the source."""
+    """Audio that cannot be used; the message names the utterance and the source.
+
+    ``kind`` says why, for reports: ``missing``, ``unsupported``, ``undecodable``, ``empty``,
+    ``non-finite``, ``pipe`` or ``segment``.
+    """
+
+    def __init__(self, message: str, kind: str = "undecodable"):
+        super().__init__(message)
+        self.kind = kind
+
+
+# libsndfile's words for a container it knows holding an encoding it cannot decode; anything else
+# ("Format not recognised", malformed chunks) is a damaged file or not audio at all
+_UNSUPPORTED = ("unimplemented format", "unsupported", "not supported")
+
+
+def _decode_error(label: str, err: Exception) -> AudioError:
+    if any(marker in str(err).lower() for marker in _UNSUPPORTED):
+        return AudioError(f"{label}: unsupported audio format or sample encoding ({err}) — "
+                          "convert it to 16-bit PCM WAV or FLAC (e.g. sox in out.wav)", "unsupported")
+    return AudioError(f"{label}: cannot decode audio ({err}) — the file is damaged or truncated; "
+                      "re-encode it as 16-bit WAV or FLAC", "undecodable")
 
 
 @dataclass(frozen=True)
@@ -72,7 +93,7 @@ def _open_args(source, raw_format: RawFormat | None) -> dict:
 def _refuse_pipe(source, label: str) -> None:
     raise AudioError(
         f"{label}: is a piped command; running commands from a data dir is off by default — "
-        "pass allow_pipes=True (command line: --allow-pipes) if you trust this data dir"
+        "pass allow_pipes=True (command line: --allow-pipes) if you trust this data dir", "pipe"
     )
 
 
@@ -97,7 +118,7 @@ def read_native(
     else:
         path = Path(source)
         if not path.is_file():
-            raise AudioError(f"{label}: audio file not found — check the path in wav.scp")
+            raise AudioError(f"{label}: audio file not found — check the path in wav.scp", "missing")
         handle = path
     try:
         with sf.SoundFile(handle, **_open_args(source, raw_format)) as f:
@@ -106,13 +127,14 @@ def read_native(
             last = total if end is None else int(round(end * rate))
             if start is not None and first > total:
                 raise AudioError(f"{label}: segment starts at {start:.3f} s, after the recording ends "
-                                 f"({total / rate:.3f} s) — fix the segments file")
+                                 f"({total / rate:.3f} s) — fix the segments file", "segment")
             if end is not None and last > total + SEGMENT_END_TOLERANCE_S * rate:
                 raise AudioError(f"{label}: segment ends at {end:.3f} s, after the recording ends "
-                                 f"({total / rate:.3f} s) — fix the segments file")
+                                 f"({total / rate:.3f} s) — fix the segments file", "segment")
             last = min(last, total)
             if last < first:
-                raise AudioError(f"{label}: segment end {end} is before its start {start} — fix the segments file")
+                raise AudioError(f"{label}: segment end {end} is before its start {start} — fix the segments file",
+                                 "segment")
             if first and f.seekable():
                 f.seek(first)
             elif first:
@@ -121,7 +143,7 @@ def read_native(
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioError(f"{label}: cannot decode audio ({err}) — re-encode it as 16-bit WAV or FLAC") from err
+        raise _decode_error(label, err) from err
     return samples, rate
 
 
@@ -137,10 +159,10 @@ def to_mono_16k(samples: np.ndarray, rate: int, sample_rate: int = TARGET_SAMPLE
 def check_samples(samples: np.ndarray, label: str) -> None:
     """Raise :class:`AudioError` for audio no model should see: empty, NaN or infinite samples."""
     if samples.size == 0:
-        raise AudioError(f"{label}: audio is empty (0 samples) — remove the utterance or fix its audio")
+        raise AudioError(f"{label}: audio is empty (0 samples) — remove the utterance or fix its audio", "empty")
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
-        raise AudioError(f"{label}: audio has {bad} NaN or infinite samples — re-encode or remove it")
+        raise AudioError(f"{label}: audio has {bad} NaN or infinite samples — re-encode or remove it", "non-finite")
 
 
 def load_audio(
@@ -176,12 +198,12 @@ def audio_duration(
         return samples.shape[0] / rate
     path = Path(source)
     if not path.is_file():
-        raise AudioError(f"{label}: audio file not found — check the path in wav.scp")
+        raise AudioError(f"{label}: audio file not found — check the path in wav.scp", "missing")
     try:
         with sf.SoundFile(path, **_open_args(source, raw_format)) as f:
             return f.frames / f.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioError(f"{label}: cannot decode audio ({err}) — re-encode it as 16-bit WAV or FLAC") from err
+        raise _decode_error(label, err) from err
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sr: int = TARGET_SAMPLE_RATE) -> Path:
