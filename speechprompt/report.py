@@ -1,0 +1,320 @@
+"""Collect an experiment's per-run result files into RESULTS.md (+ a metric-vs-parameters plot).
+
+Every ``result.json`` under the experiment folder (at any depth, e.g.
+``exp/<backbone>/<size>/<method>/seed<k>/result.json``) is one run: one method x data size x seed.
+The table is only ever written from these files; rerun the command to refresh it.
+
+result.json schema (one JSON object; fields beyond these are ignored)::
+
+    {
+      "task": "asr",                  # "asr" (primary metric: wer) or "slu" (primary metric: slu_f1)
+      "backbone": "wav2seq-base",     # one table per (task, backbone)
+      "method": "prompt",             # the row's method; "finetune" is the reference row
+      "data_size": "1h",              # label of the adaptation data size (e.g. "10min", "1h", "500utt")
+      "data_hours": 1.0,              # optional: orders the sizes (else parsed from the label)
+      "seed": 0,                      # integer; runs differing only in seed are averaged
+      "metrics": {"wer": 12.3, "cer": 4.1},   # percent, as written by `speechprompt score`
+      "trainable_params": 12288,      # parameters the method trains
+      "backbone_params": 94371712,    # parameters of the frozen (or fine-tuned) backbone
+      "artifact_bytes": 49400,        # size on disk of the saved task artifact
+      "wall_seconds": 812.5,          # adaptation wall-clock time
+      "test_set": "test"              # optional: named in the table caption
+    }
+
+Table rows: per data size and method, the metric as mean +- sample std over seeds (std needs two
+seeds), the relative change of the mean against the ``finetune`` row of the same data size
+((m - m_ft) / m_ft; for WER negative is better, for F1 positive is better), trainable parameters
+(count and % of the backbone), artifact size and mean adaptation wall time.
+
+Examples:
+  speechprompt report exp/asterisk_en
+  speechprompt report exp/slurp --metric slu_f1 --also span_f1,intent_accuracy --out exp/slurp/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import re
+import shlex
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PRIMARY_METRIC = {"asr": "wer", "slu": "slu_f1"}
+LOWER_IS_BETTER = {"wer", "cer", "ser"}
+REFERENCE_METHOD = "finetune"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|hrs|hours?)\s*$", re.IGNORECASE)
+_TO_HOURS = {"s": 1 / 3600, "sec": 1 / 3600, "m": 1 / 60, "min": 1 / 60}
+
+
+class ReportError(ValueError):
+    """A result file that cannot be used; the message names the file and the field to fix."""
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    task: str
+    backbone: str
+    method: str
+    data_size: str
+    data_hours: float | None
+    seed: int
+    metrics: dict[str, float]
+    trainable_params: int
+    backbone_params: int
+    artifact_bytes: int
+    wall_seconds: float
+    test_set: str | None
+
+
+def _field(data: dict, path: Path, name: str, kind, check=None, what: str = ""):
+    if name not in data:
+        raise ReportError(f"{path}: missing field '{name}' (see the result.json schema in speechprompt.report)")
+    value = data[name]
+    # bool is an int in Python; a true/false here is always a mistake
+    if isinstance(value, bool) or not isinstance(value, kind) or (check is not None and not check(value)):
+        raise ReportError(f"{path}: field '{name}' is {value!r}; expected {what}")
+    return value
+
+
+def read_run(path: Path) -> Run:
+    """Read and check one result.json."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReportError(f"{path}: cannot read ({err})") from err
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: expected a JSON object")
+    text = (str, lambda v: bool(v.strip()), "a non-empty string")
+    number = ((int, float), lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+    metrics = _field(data, path, "metrics", dict, bool, "an object of metric name -> number")
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ReportError(f"{path}: metric '{name}' is {value!r}; expected a finite number")
+    hours = data.get("data_hours")
+    if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours < 0):
+        raise ReportError(f"{path}: field 'data_hours' is {hours!r}; expected a number >= 0 or no field")
+    return Run(
+        path=path,
+        task=_field(data, path, "task", str, lambda v: v in PRIMARY_METRIC, f"one of {sorted(PRIMARY_METRIC)}"),
+        backbone=_field(data, path, "backbone", *text),
+        method=_field(data, path, "method", *text),
+        data_size=str(_field(data, path, "data_size", (str, int, float), None, "a size label such as '1h'")),
+        data_hours=float(hours) if hours is not None else None,
+        seed=_field(data, path, "seed", int, None, "an integer"),
+        metrics={k: float(v) for k, v in metrics.items()},
+        trainable_params=_field(data, path, "trainable_params", int, lambda v: v >= 0, "an integer >= 0"),
+        backbone_params=_field(data, path, "backbone_params", int, lambda v: v > 0, "an integer > 0"),
+        artifact_bytes=_field(data, path, "artifact_bytes", int, lambda v: v >= 0, "an integer >= 0"),
+        wall_seconds=float(_field(data, path, "wall_seconds", *number)),
+        test_set=data.get("test_set"),
+    )
+
+
+def find_runs(exp_dir: Path) -> list[Run]:
+    paths = sorted(exp_dir.rglob("result.json"))
+    if not paths:
+        raise ReportError(f"{exp_dir}: no result.json found (each run writes one; see speechprompt.report)")
+    runs = [read_run(p) for p in paths]
+    seen: dict[tuple, Path] = {}
+    for run in runs:
+        key = (run.task, run.backbone, run.data_size, run.method, run.seed)
+        if key in seen:
+            raise ReportError(f"{run.path}: same task/backbone/data_size/method/seed as {seen[key]}; keep one")
+        seen[key] = run.path
+    return runs
+
+
+def size_key(run: Run) -> tuple:
+    """Order data sizes by hours (``data_hours``, else a label like 10min / 1h), then by label."""
+    if run.data_hours is not None:
+        return (0, run.data_hours, run.data_size)
+    match = _SIZE.match(run.data_size)
+    if match:
+        unit = match.group(2).lower()
+        return (0, float(match.group(1)) * _TO_HOURS.get(unit, 1.0), run.data_size)
+    return (1, 0.0, run.data_size)
+
+
+@dataclass
+class Row:
+    data_size: str
+    method: str
+    runs: list[Run]
+
+    def values(self, metric: str) -> list[float]:
+        missing = [r.path for r in self.runs if metric not in r.metrics]
+        if missing:
+            raise ReportError(f"{missing[0]}: no metric '{metric}' in 'metrics' (has {sorted(self.runs[0].metrics)})")
+        return [r.metrics[metric] for r in self.runs]
+
+    def mean(self, metric: str) -> float:
+        return statistics.fmean(self.values(metric))
+
+    def std(self, metric: str) -> float | None:
+        values = self.values(metric)
+        return statistics.stdev(values) if len(values) > 1 else None
+
+    def same(self, name: str):
+        values = {getattr(r, name) for r in self.runs}
+        if len(values) > 1:
+            raise ReportError(f"{self.runs[0].path}: '{name}' differs between seeds of {self.method} / "
+                              f"{self.data_size} ({sorted(values)}); rerun them with one configuration")
+        return values.pop()
+
+
+def build_rows(runs: list[Run]) -> list[Row]:
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (size_key(r), r.method != REFERENCE_METHOD, r.method, r.seed)):
+        groups.setdefault((run.data_size, run.method), []).append(run)
+    return [Row(size, method, group) for (size, method), group in groups.items()]
+
+
+def fmt_count(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{int(n)}"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def fmt_seconds(s: float) -> str:
+    s = round(s)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
+def fmt_metric(row: Row, metric: str) -> str:
+    std = row.std(metric)
+    return f"{row.mean(metric):.2f} ± {std:.2f}" if std is not None else f"{row.mean(metric):.2f}"
+
+
+def relative_change(rows: list[Row], row: Row, metric: str) -> str:
+    if row.method == REFERENCE_METHOD:
+        return "(reference)"
+    reference = [r for r in rows if r.data_size == row.data_size and r.method == REFERENCE_METHOD]
+    if not reference:
+        return "n/a (no finetune run)"
+    base = reference[0].mean(metric)
+    if base == 0:
+        return "n/a (finetune is 0)"
+    return f"{100 * (row.mean(metric) - base) / base:+.1f}%"
+
+
+def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
+    better = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+    head = ["data", "method", f"{metric} ({better})", *also, "seeds", f"{metric} vs finetune",
+            "trainable params", "% of backbone", "artifact", "adaptation time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        trainable, backbone = row.same("trainable_params"), row.same("backbone_params")
+        cells = [
+            row.data_size, row.method, fmt_metric(row, metric), *(fmt_metric(row, m) for m in also),
+            str(len(row.runs)), relative_change(rows, row, metric), fmt_count(trainable),
+            f"{100 * trainable / backbone:.3g}%", fmt_bytes(row.same("artifact_bytes")),
+            fmt_seconds(statistics.fmean(r.wall_seconds for r in row.runs)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_metric_vs_params(rows: list[Row], metric: str, title: str, path: Path) -> None:
+    """One point per (method, data size) with std error bars; log-scaled trainable parameters."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r.method for r in rows))
+    sizes = list(dict.fromkeys(r.data_size for r in rows))
+    markers = "osD^v<>Px*"
+    colors = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for row in rows:
+        x = max(1, row.same("trainable_params"))  # log axis: a 0-parameter method is drawn at 1
+        ax.errorbar(x, row.mean(metric), yerr=row.std(metric) or 0.0, capsize=3,
+                    marker=markers[sizes.index(row.data_size) % len(markers)],
+                    color=colors(methods.index(row.method) % 10), linestyle="none")
+    for i, method in enumerate(methods):
+        ax.plot([], [], "o", color=colors(i % 10), label=method)
+    for i, size in enumerate(sizes):
+        ax.plot([], [], markers[i % len(markers)], color="gray", label=f"data {size}")
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(exp_dir: Path, out: Path, command: str, metric: str | None = None,
+                 also: list[str] | None = None, plot: bool = True) -> Path:
+    """Write RESULTS.md (and one PNG per table) from the result files under ``exp_dir``."""
+    runs = find_runs(exp_dir)
+    also = also or []
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Results", "",
+        f"Generated by `{command}` on {now} from {len(runs)} result files under `{exp_dir}`.",
+        "Do not edit by hand: the table is written only from the runs' result.json files.", "",
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for task, backbone in sorted({(r.task, r.backbone) for r in runs}):
+        group = [r for r in runs if (r.task, r.backbone) == (task, backbone)]
+        name = metric or PRIMARY_METRIC[task]
+        rows = build_rows(group)
+        test_sets = sorted({r.test_set for r in group if r.test_set})
+        on = f" on {', '.join(test_sets)}" if test_sets else ""
+        direction = "negative" if name in LOWER_IS_BETTER else "positive"
+        lines += [
+            f"## {task.upper()}, backbone {backbone}", "",
+            f"{name} (%){on}: mean ± sample std over seeds. \"vs finetune\": relative change of the mean "
+            f"against the finetune row of the same data size ({direction} is better).", "",
+            *markdown_table(rows, name, also), "",
+        ]
+        if plot:
+            png = out.with_name(f"{out.stem}_{task}_{re.sub(r'[^A-Za-z0-9_.-]', '_', backbone)}.png")
+            plot_metric_vs_params(rows, name, f"{task.upper()} {backbone}: {name} vs trainable parameters", png)
+            lines += [f"![{name} against trainable parameters]({png.name})", ""]
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("exp_dir", type=Path, help="experiment folder; every result.json below it is a run")
+    parser.add_argument("--out", type=Path, default=None, help="markdown file (default: EXP_DIR/RESULTS.md)")
+    parser.add_argument("--metric", default=None, help="table metric (default: wer for asr, slu_f1 for slu)")
+    parser.add_argument("--also", default="", help="comma-separated further metrics to show, e.g. cer")
+    parser.add_argument("--no-plot", action="store_true", help="skip the metric-vs-parameters PNG")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out or args.exp_dir / "RESULTS.md"
+    argv = ["speechprompt", "report", str(args.exp_dir)]
+    argv += ["--out", str(args.out)] if args.out else []
+    argv += ["--metric", args.metric] if args.metric else []
+    argv += ["--also", args.also] if args.also else []
+    argv += ["--no-plot"] if args.no_plot else []
+    try:
+        path = write_report(args.exp_dir, out, shlex.join(argv), args.metric,
+                            [m for m in args.also.split(",") if m], plot=not args.no_plot)
+    except ReportError as err:
+        print(f"speechprompt report: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
