@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 raise TranscriptError(f"{args.ref}: no utterances (an empty reference file)")
             lines = write_wer_results(score_transcripts(refs, hyps), args.out, top_n=args.top, sources=sources)
         else:
-            gold = read_gold(args.ref)
+            gold = read_gold(args.ref, fmt=args.format)
             if not gold:
                 raise SluFormatError(f"{args.ref}: no utterances (an empty gold file)")
             known = (_read_slot_types(args.slot_types) if args.slot_types

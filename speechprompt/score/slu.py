@@ -37,11 +37,17 @@ from pathlib import Path
 import jiwer
 from rapidfuzz.distance import Levenshtein
 
-from speechprompt.score.slu_format import Entity, SluAnnotation, SluFormatError, parse, read_slurp_jsonl
+from speechprompt.score.slu_format import (
+    SLU_MARKUP,
+    Entity,
+    SluAnnotation,
+    SluFormatError,
+    parse,
+    read_slurp_jsonl,
+)
 from speechprompt.score.wer import WerResult, score_transcripts, summary_line
 
-# Characters of the target format that the text normaliser must keep when it sees generated SLU text.
-SLU_MARKUP = "[]:|_"
+__all__ = ["SLU_MARKUP", "GoldExample", "SluResult", "read_gold", "score_slu", "write_slu_results"]
 
 
 @dataclass
@@ -225,7 +231,7 @@ def score_slu(gold: dict[str, GoldExample], hyps: dict[str, str], known_types: s
                      transcript, missing, extra)
 
 
-def read_gold(path: str | Path, normalize: Callable[[str], str] | None = None) -> dict[str, GoldExample]:
+def read_gold(path: str | Path, normalize: Callable[[str], str] | None = None, fmt: str = "auto") -> dict[str, GoldExample]:
     """Gold from SLURP JSONL (one entry per recording) or a Kaldi text / trn file in the target format.
 
     For SLURP JSONL the key of a recording is its file name without extension
@@ -246,7 +252,7 @@ def read_gold(path: str | Path, normalize: Callable[[str], str] | None = None) -
                 gold[key] = GoldExample(file, record.annotation)
         return gold
     lines: dict[str, int] = {}
-    for utt_id, text in read_transcripts(path, line_numbers=lines).items():
+    for utt_id, text in read_transcripts(path, fmt, line_numbers=lines).items():
         result = parse(normalize_text(text, keep=SLU_MARKUP))
         if result.errors:
             raise SluFormatError(f"{path}:{lines[utt_id]}: {utt_id}: gold is not in the target format: "

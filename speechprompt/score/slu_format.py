@@ -14,7 +14,8 @@ Format (one line, lowercase, every reserved symbol a token of its own)::
 - Spaces around the symbols keep them separate tokens for BPE / character tokenizers alike;
   :func:`parse` also accepts them without spaces (SLURP's ``[time : five am]``).
 - Words pass through :func:`speechprompt.data.text.normalize_text` when a target is built from an
-  annotation, the same normalisation as ASR targets and scoring.
+  annotation, the same normalisation as ASR targets and scoring. Normalising a finished target
+  again must keep the markup: ``normalize_text(target, keep=SLU_MARKUP) == target``.
 
 Targets come from SLURP-style JSONL (:func:`read_slurp_jsonl`): ``intent`` (or ``scenario`` +
 ``action``), ``tokens`` (``[{"surface": ...}]``) with ``entities`` ``[{"type", "span": [token
@@ -35,6 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RESERVED = "[]:|"
+# What ``normalize_text(text, keep=SLU_MARKUP)`` must keep so that a target survives normalisation
+# unchanged (the reserved symbols, and '_' of intents and slot types such as place_name).
+SLU_MARKUP = RESERVED + "_"
 _TOKEN = re.compile(r"[\[\]:|]|[^\s\[\]:|]+")
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from speechprompt.data.text import normalize_text
-from speechprompt.score.slu import SLU_MARKUP
 from speechprompt.score.slu_format import (
+    SLU_MARKUP,
     Entity,
     SluAnnotation,
     SluFormatError,
