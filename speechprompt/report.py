@@ -118,6 +118,35 @@ def read_run(path: Path) -> Run:
     )
 
 
+def write_result(path: str | Path, **fields) -> Path:
+    """Write one run's result.json and check it against the schema (raises :class:`ReportError`).
+
+    ``metrics`` may be a score folder written by ``speechprompt score`` instead of a dict: its
+    ``wer.json`` (ASR) or ``slu.json`` (SLU) supplies the metric values.
+    """
+    path = Path(path)
+    if isinstance(fields.get("metrics"), (str, Path)):
+        fields["metrics"] = score_metrics(Path(fields["metrics"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fields, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    try:
+        read_run(path)
+    except ReportError:
+        path.unlink()  # never leave a result file that would break the next report
+        raise
+    return path
+
+
+def score_metrics(score_dir: Path) -> dict[str, float]:
+    """The numeric top-level values of ``slu.json`` (if present) or ``wer.json`` in a score folder."""
+    for name in ("slu.json", "wer.json"):
+        if (score_dir / name).exists():
+            data = json.loads((score_dir / name).read_text(encoding="utf-8"))
+            return {k: float(v) for k, v in data.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    raise ReportError(f"{score_dir}: no slu.json or wer.json (run 'speechprompt score --out {score_dir}' first)")
+
+
 def find_runs(exp_dir: Path) -> list[Run]:
     paths = sorted(exp_dir.rglob("result.json"))
     if not paths:

@@ -8,10 +8,10 @@ import re
 import pytest
 
 from speechprompt.cli import main
-from speechprompt.report import ReportError, write_report
+from speechprompt.report import ReportError, write_report, write_result
 
 
-def write_result(root, method, size, seed, wer, trainable, extra=None):
+def fake_result(root, method, size, seed, wer, trainable, extra=None):
     folder = root / "wav2seq-tiny" / size / method / f"seed{seed}"
     folder.mkdir(parents=True)
     result = {
@@ -28,10 +28,10 @@ def write_result(root, method, size, seed, wer, trainable, extra=None):
 def exp(tmp_path):
     root = tmp_path / "exp"
     for seed, wer in enumerate((20.0, 22.0)):
-        write_result(root, "finetune", "1h", seed, wer, 1_000_000)
-        write_result(root, "prompt", "1h", seed, wer - 3.0 + seed, 10_240)
-    write_result(root, "finetune", "10min", 0, 40.0, 1_000_000)
-    write_result(root, "prompt", "10min", 0, 50.0, 10_240)
+        fake_result(root, "finetune", "1h", seed, wer, 1_000_000)
+        fake_result(root, "prompt", "1h", seed, wer - 3.0 + seed, 10_240)
+    fake_result(root, "finetune", "10min", 0, 40.0, 1_000_000)
+    fake_result(root, "prompt", "10min", 0, 50.0, 10_240)
     return root
 
 
@@ -64,7 +64,7 @@ def test_table_with_mean_std_and_relative_change(exp, tmp_path):
 
 
 def test_missing_finetune_row(tmp_path):
-    write_result(tmp_path / "exp", "lora", "1h", 0, 10.0, 500)
+    fake_result(tmp_path / "exp", "lora", "1h", 0, 10.0, 500)
     text = write_report(tmp_path / "exp", tmp_path / "R.md", "cmd", plot=False).read_text()
     assert "n/a (no finetune run)" in text
 
@@ -79,15 +79,15 @@ def test_missing_finetune_row(tmp_path):
     ],
 )
 def test_malformed_result_file_is_named(tmp_path, change, message):
-    write_result(tmp_path / "exp", "finetune", "1h", 0, 10.0, 5)
-    bad = write_result(tmp_path / "exp", "prompt", "1h", 0, 10.0, 5, change)
+    fake_result(tmp_path / "exp", "finetune", "1h", 0, 10.0, 5)
+    bad = fake_result(tmp_path / "exp", "prompt", "1h", 0, 10.0, 5, change)
     with pytest.raises(ReportError) as err:
         write_report(tmp_path / "exp", tmp_path / "R.md", "cmd", plot=False)
     assert str(bad) in str(err.value) and message in str(err.value)
 
 
 def test_cli_errors_clearly(tmp_path, capsys):
-    path = write_result(tmp_path / "exp", "finetune", "1h", 0, 10.0, 5)
+    path = fake_result(tmp_path / "exp", "finetune", "1h", 0, 10.0, 5)
     data = json.loads(path.read_text())
     del data["wall_seconds"]
     path.write_text(json.dumps(data))
@@ -104,3 +104,17 @@ def test_cli_writes_results(exp, capsys):
     assert main(["report", str(exp), "--also", "cer"]) == 0
     text = (exp / "RESULTS.md").read_text()
     assert f"`speechprompt report {exp} --also cer`" in text and "| 1h | prompt |" in text
+
+
+def test_write_result_takes_metrics_from_a_score_folder(tmp_path):
+    (tmp_path / "text").write_text("u1 a b c d\n")
+    (tmp_path / "hyp").write_text("u1 a b c\n")
+    assert main(["score", "--task", "asr", "--ref", str(tmp_path / "text"), "--hyp", str(tmp_path / "hyp"),
+                 "--out", str(tmp_path / "score")]) == 0
+    fields = dict(task="asr", backbone="b", method="prompt", data_size="1h", seed=0, trainable_params=10,
+                  backbone_params=100, artifact_bytes=40, wall_seconds=1.5)
+    path = write_result(tmp_path / "run" / "result.json", metrics=tmp_path / "score", **fields)
+    assert json.loads(path.read_text())["metrics"]["wer"] == pytest.approx(25.0)  # 1 deletion / 4 words
+    with pytest.raises(ReportError, match="field 'seed'"):
+        write_result(tmp_path / "bad" / "result.json", metrics={"wer": 1.0}, **{**fields, "seed": 1.5})
+    assert not (tmp_path / "bad" / "result.json").exists()
