@@ -1,0 +1,121 @@
+"""Frame-level features that the pseudo-language k-means clusters.
+
+- ``MfccFeatures``: Kaldi MFCC (13 cepstra, 25 ms / 10 ms, no energy) + deltas + delta-deltas
+  = 39 dims at 100 frames/s, as HuBERT's and Wav2Seq's first iteration.
+- ``HiddenStateFeatures``: the output of encoder layer ``layer`` of an existing backbone
+  (layer 0: the feature encoder's output), at the backbone's frame rate: the second iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+import torchaudio
+
+SAMPLE_RATE = 16000
+
+
+class MfccFeatures:
+    """waveform (S,) float32 at 16 kHz -> (T, 39) float32, T = 1 + (S - 400) // 160."""
+
+    name = "mfcc"
+    frame_rate = 100.0
+
+    def __init__(self, num_ceps: int = 13):
+        self.num_ceps = num_ceps
+        self.dim = 3 * num_ceps
+
+    def config(self) -> dict:
+        return {"feature": self.name, "num_ceps": self.num_ceps}
+
+    @torch.no_grad()
+    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
+        if waveform.numel() < 400:
+            return torch.zeros(0, self.dim)
+        mfcc = torchaudio.compliance.kaldi.mfcc(
+            waveform.float()[None], sample_frequency=SAMPLE_RATE, num_ceps=self.num_ceps, use_energy=False,
+            dither=0.0,  # dither draws random numbers: pseudo labels must not depend on the RNG
+        )  # (T, C)
+        feats = mfcc.transpose(0, 1)  # (C, T)
+        delta = torchaudio.functional.compute_deltas(feats)
+        ddelta = torchaudio.functional.compute_deltas(delta)
+        return torch.cat([feats, delta, ddelta], dim=0).transpose(0, 1).contiguous()
+
+
+class _StopForward(Exception):
+    pass
+
+
+class HiddenStateFeatures:
+    """waveform (S,) -> (T, D) hidden states of encoder layer ``layer`` (1-based; 0 = feature encoder)."""
+
+    name = "hidden"
+
+    def __init__(self, backbone, layer: int, device: str | torch.device = "cpu"):
+        n = len(backbone.encoder_layers)
+        if not 0 <= layer <= n:
+            raise ValueError(f"layer {layer} does not exist: the backbone has encoder layers 1..{n} (0 = feature encoder)")
+        self.backbone = backbone.eval().to(device)
+        self.layer = layer
+        self.device = torch.device(device)
+        self.dim = getattr(backbone, "encoder_dim", None)
+        self.fingerprint = backbone.fingerprint()
+        probe = torch.zeros(1, SAMPLE_RATE)
+        frames = self(probe[0]).shape[0]
+        self.frame_rate = float(frames)  # frames in one second of audio
+        self.dim = self(probe[0]).shape[1]
+
+    def config(self) -> dict:
+        return {"feature": self.name, "layer": self.layer, "backbone_fingerprint": self.fingerprint,
+                "backbone_family": self.backbone.family}
+
+    @torch.no_grad()
+    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
+        if waveform.numel() < 400:
+            return torch.zeros(0, self.dim or 0)
+        wave = waveform.float()[None].to(self.device)
+        features, mask = self.backbone.embed_audio(wave, torch.tensor([wave.shape[1]], device=self.device))
+        if self.layer == 0:
+            return features[0].float().cpu()
+        captured = {}
+
+        def grab(module, args, output):
+            captured["hidden"] = output[0] if isinstance(output, tuple) else output
+            raise _StopForward  # later layers are not needed
+
+        handle = self.backbone.encoder_layers[self.layer - 1].register_forward_hook(grab)
+        try:
+            self.backbone.run_encoder(features, mask)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        return captured["hidden"][0].float().cpu()
+
+
+def extract_features(
+    utt_ids: Iterable[str],
+    load_audio: Callable[[str], np.ndarray],
+    featurizer: Callable[[torch.Tensor], torch.Tensor],
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Features of every utterance as float32 (T, D) arrays; returns ``(features, too_short_utt_ids)``.
+
+    An utterance shorter than one 25 ms frame has no features: it is listed, never silently dropped.
+    """
+    utt_ids = list(utt_ids)
+    features, too_short = {}, []
+    iterator = utt_ids
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(utt_ids, desc="features", unit="utt")
+    for utt in iterator:
+        feats = featurizer(torch.from_numpy(np.ascontiguousarray(load_audio(utt), dtype=np.float32)))
+        if feats.shape[0] == 0:
+            too_short.append(utt)
+            continue
+        features[utt] = feats.numpy().astype(np.float32, copy=False)
+    return features, too_short
