@@ -54,6 +54,7 @@ def table_from_artifact(directory: str, key: str, shape: tuple[int, ...]) -> tor
     from speechprompt.tuning.artifact import read_artifact
 
     _, state = read_artifact(directory)
+    key = f"method.{key}"
     if key not in state:
         raise ValueError(f"{directory}: holds no '{key}' table; initialise from an artifact of the same method")
     table = state[key]

@@ -1,0 +1,325 @@
+"""Every tuning method on both backbone families (tiny random models, random audio, no network)."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from speechprompt.backbones import build_backbone
+from speechprompt.tuning import METHODS, ArtifactError, ConfigError, build_tuned_model, load_task, make_config
+
+FAMILIES = ["wav2vec2", "whisper"]
+BASE_VOCAB = 30
+# small settings per method; prompt-type methods hold two tasks so the per-task tables are exercised
+SETTINGS = {
+    "prompt": {"num_prompts": 4},
+    "deep_prompt": {"num_prompts": 3, "encoder": True, "decoder": True},
+    "deep_prompt_mlp": {"num_prompts": 3, "encoder": True, "decoder": True, "reparam_hidden": 8},
+    "decoder_prompt": {"num_prompts": 3},
+    "ulpt": {"num_prompts": 4, "rank": 2},
+    "mept": {"num_experts": 3, "expert_len": 2, "top_k": 2, "shared_expert": True},
+    "lora": {"rank": 2},
+    "adapter": {"bottleneck": 4, "decoder_layers": None},
+    "finetune": {"parts": ["decoder_layers"]},
+    "prompt_vocab": {"num_prompts": 4, "vocab_size": 40},
+    "lora_vocab": {"rank": 2, "vocab_size": 40},
+}
+PROMPT_TYPES = ["prompt", "deep_prompt", "decoder_prompt", "ulpt", "mept"]
+CASES = list(SETTINGS)
+
+
+def method_of(case: str) -> str:
+    return next(name for name in sorted(METHODS, key=len, reverse=True) if case.startswith(name))
+
+
+def config_for(case: str, tasks=("a", "b")):
+    method = method_of(case)
+    values = dict(SETTINGS[case])
+    if METHODS[method][1].supports_tasks:
+        values["tasks"] = list(tasks)
+    return make_config(method, values)
+
+
+@pytest.fixture(scope="module")
+def pristine():
+    torch.manual_seed(0)
+    return {family: build_backbone(family, "tiny", vocab_size=BASE_VOCAB) for family in FAMILIES}
+
+
+def make_batch(task_ids=(0, 1, 1), lengths=(8000, 5600, 7000), seed=1, vocab=BASE_VOCAB):
+    generator = torch.Generator().manual_seed(seed)
+    waves = torch.randn(len(lengths), max(lengths), generator=generator) * 0.1
+    for row, n in enumerate(lengths):
+        waves[row, n:] = 0.0
+    targets = torch.zeros(len(lengths), 6, dtype=torch.long)
+    for row in range(len(lengths)):
+        count = 5 - row % 3
+        targets[row, :count] = torch.randint(4, vocab, (count,), generator=generator)
+        targets[row, count] = 2  # EOS, then padding
+    return SimpleNamespace(
+        waveforms=waves, wave_lengths=torch.tensor(lengths), targets=targets, task_ids=torch.tensor(task_ids)
+    )
+
+
+def take(batch, rows):
+    rows = list(rows)
+    longest = int(batch.wave_lengths[rows].max())
+    return SimpleNamespace(
+        waveforms=batch.waveforms[rows, :longest],
+        wave_lengths=batch.wave_lengths[rows],
+        targets=batch.targets[rows],
+        task_ids=batch.task_ids[rows],
+    )
+
+
+def train_steps(model, batch, steps=3):
+    model.train()
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        model(batch).loss.backward()
+        optimiser.step()
+    model.eval()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case", CASES)
+def test_training_changes_only_the_method(pristine, family, case):
+    backbone = copy.deepcopy(pristine[family])
+    before = {name: p.detach().clone() for name, p in backbone.named_parameters()}
+    model = build_tuned_model(backbone, config_for(case))
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    initial = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    expected_backbone = {f"backbone.{n}" for n in model.vocab_parameter_names}
+    if method_of(case) == "finetune":
+        decoder_ids = {id(p) for p in backbone.decoder_layers.parameters()}
+        expected_backbone |= {f"backbone.{n}" for n, p in backbone.named_parameters() if id(p) in decoder_ids}
+    assert {n for n in trainable if n.startswith("backbone.")} == expected_backbone
+
+    train_steps(model, make_batch())
+    for name, param in backbone.named_parameters():
+        if f"backbone.{name}" not in trainable:
+            assert torch.equal(param, before[name]), f"frozen backbone weight {name} changed"
+            assert param.grad is None, f"gradient reached frozen {name}"
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None, f"no gradient reached {name}"
+            assert param.dtype == torch.float32
+    assert any(not torch.equal(initial[n], p) for n, p in model.named_parameters() if n in initial)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case", CASES)
+def test_alone_equals_in_padded_batch(pristine, family, case):
+    model = build_tuned_model(copy.deepcopy(pristine[family]), config_for(case)).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        together = model(batch).logits
+        for row in range(3):
+            alone = model(take(batch, [row])).logits
+            assert torch.allclose(alone[0], together[row], atol=1e-4), f"row {row} differs alone vs batched"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case", CASES)
+def test_save_load_gives_identical_logits(pristine, family, case, tmp_path):
+    model = build_tuned_model(copy.deepcopy(pristine[family]), config_for(case))
+    batch = make_batch()
+    train_steps(model, batch, steps=1)
+    with torch.no_grad():
+        expected = model(batch).logits
+    model.save_artifact(tmp_path / "task")
+    assert (tmp_path / "task" / "task.json").is_file()
+    loaded = load_task(tmp_path / "task", copy.deepcopy(pristine[family]))
+    assert not any(p.requires_grad for p in loaded.parameters())
+    with torch.no_grad():
+        got = loaded(batch).logits
+    assert torch.allclose(got, expected, atol=1e-5, rtol=0)
+    again = load_task(tmp_path / "task", copy.deepcopy(pristine[family]), trainable=True)
+    expected_count = model.parameter_report().trainable if "mlp" not in case else again.parameter_report().trainable
+    assert again.parameter_report().trainable == expected_count > 0
+
+
+def formula(case: str, backbone, tasks: int) -> int:
+    """Trainable parameters of each test setting, written out from the method definitions."""
+    enc_dim, dec_dim = backbone.encoder_dim, backbone.decoder_dim
+    n_enc, n_dec = len(backbone.encoder_layers), len(backbone.decoder_layers)
+    s = SETTINGS[case]
+    if case == "prompt":
+        return tasks * s["num_prompts"] * enc_dim
+    if case == "prompt_vocab":
+        return tasks * s["num_prompts"] * enc_dim + 40 * dec_dim  # tied embedding/output of 40 rows
+    if case == "deep_prompt":
+        return tasks * s["num_prompts"] * (n_enc * enc_dim + n_dec * dec_dim)
+    if case == "deep_prompt_mlp":
+        h = s["reparam_hidden"]
+        side = lambda dim, n: tasks * s["num_prompts"] * dim + dim * h + h + h * n * dim + n * dim  # noqa: E731
+        return side(enc_dim, n_enc) + side(dec_dim, n_dec)
+    if case == "decoder_prompt":
+        return tasks * s["num_prompts"] * dec_dim
+    if case == "ulpt":
+        return tasks * (s["num_prompts"] * s["rank"] + 2 * enc_dim)
+    if case == "mept":
+        e, length = s["num_experts"], s["expert_len"]
+        return tasks * (e * length * enc_dim + enc_dim * e + e + length * enc_dim)
+    if case in ("lora", "lora_vocab"):
+        # q_proj and v_proj: 2 per encoder layer (D->D), 4 per decoder layer (self + cross, Dd->Dd)
+        count = s["rank"] * (2 * n_enc * 2 * enc_dim + 4 * n_dec * 2 * dec_dim)
+        return count + (40 * dec_dim if case == "lora_vocab" else 0)
+    if case == "adapter":
+        adapter = lambda dim: 2 * dim * s["bottleneck"] + s["bottleneck"] + dim  # noqa: E731
+        return 2 * n_enc * adapter(enc_dim) + 2 * n_dec * adapter(dec_dim)
+    if case == "finetune":
+        return sum(p.numel() for p in backbone.decoder_layers.parameters())
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case", CASES)
+def test_parameter_counts_follow_formulas(pristine, family, case):
+    backbone = copy.deepcopy(pristine[family])
+    model = build_tuned_model(backbone, config_for(case))
+    tasks = model.config.num_tasks
+    report = model.parameter_report()
+    assert report.trainable == formula(case, backbone, tasks)
+    assert report.backbone == sum(p.numel() for p in pristine[family].parameters())
+    assert f"{report.trainable:,}" in str(report)
+
+
+def test_ulpt_stores_exactly_p_r_plus_2d(pristine, tmp_path):
+    """One ULPT task: P*r + 2*D trained numbers; the projection is regenerated, not saved."""
+    backbone = copy.deepcopy(pristine["whisper"])
+    model = build_tuned_model(backbone, make_config("ulpt", {"num_prompts": 5, "rank": 3}))
+    assert model.parameter_report().trainable == 5 * 3 + 2 * backbone.encoder_dim
+    model.save_artifact(tmp_path)
+    from speechprompt.tuning import read_artifact
+
+    meta, state = read_artifact(tmp_path)
+    assert sum(t.numel() for k, t in state.items() if k != "method.projection_seeds") == 5 * 3 + 2 * 32
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case", PROMPT_TYPES)
+def test_mixed_task_batch_matches_single_task_batches(pristine, family, case, tmp_path):
+    """Two tasks trained apart, loaded into one model: each utterance gets its own task's output."""
+    for seed, name in ((1, "a"), (2, "b")):
+        values = dict(SETTINGS[case], tasks=[name], seed=seed)
+        model = build_tuned_model(copy.deepcopy(pristine[family]), make_config(method_of(case), values))
+        model.save_artifact(tmp_path / name)
+    model = load_task(tmp_path / "a", copy.deepcopy(pristine[family]))
+    assert model.add_task("b", tmp_path / "b") == 1
+    assert model.task_names == ["a", "b"]
+    batch = make_batch(task_ids=(0, 1, 1))
+    with torch.no_grad():
+        mixed = model(batch).logits
+        for task in (0, 1):
+            single = make_batch(task_ids=(task,) * 3)
+            logits = model(single).logits
+            rows = [r for r in range(3) if int(batch.task_ids[r]) == task]
+            assert torch.allclose(mixed[rows], logits[rows], atol=1e-4)
+        # the two tasks really differ
+        assert not torch.allclose(model(make_batch(task_ids=(0, 0, 0))).logits, model(make_batch(task_ids=(1, 1, 1))).logits)
+
+
+def test_non_prompt_methods_hold_one_task(pristine, tmp_path):
+    with pytest.raises(ValueError, match="one task"):
+        build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "lora", {"tasks": ["a", "b"]})
+    model = build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "lora", {"rank": 2})
+    model.save_artifact(tmp_path / "a")
+    with pytest.raises(ArtifactError, match="one task"):
+        model.add_task("b", tmp_path / "a")
+
+
+def test_artifact_refuses_another_backbone(pristine, tmp_path):
+    model = build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "prompt", {"num_prompts": 2})
+    model.save_artifact(tmp_path)
+    other = build_backbone("wav2vec2", "tiny", vocab_size=BASE_VOCAB)
+    with pytest.raises(ArtifactError) as err:
+        load_task(tmp_path, other)
+    assert pristine["wav2vec2"].fingerprint() in str(err.value) and other.fingerprint() in str(err.value)
+
+
+def test_artifact_copies_tokenizer_files(pristine, tmp_path):
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "vocab.txt").write_text("a\nb\n")
+    model = build_tuned_model(copy.deepcopy(pristine["whisper"]), "prompt", {"num_prompts": 2})
+    model.save_artifact(tmp_path / "task", tokenizer_dir=tmp_path / "tok")
+    assert (tmp_path / "task" / "tokenizer" / "vocab.txt").read_text() == "a\nb\n"
+    assert not list((tmp_path / "task").glob("*.pt")) and not list((tmp_path / "task").glob("*.bin"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bf16_autocast_keeps_parameters_float32(pristine, case):
+    model = build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), config_for(case)).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(make_batch()).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.dtype == torch.float32 and param.grad.dtype == torch.float32, name
+
+
+def test_prompt_init_from_features_uses_real_frames(pristine):
+    backbone = copy.deepcopy(pristine["wav2vec2"])
+    model = build_tuned_model(backbone, "prompt", {"num_prompts": 3, "init": "features"})
+    batch = make_batch()
+    with torch.no_grad():
+        features, mask = backbone.embed_audio(batch.waveforms, batch.wave_lengths)
+    model.init_from_features(features, mask)
+    frames = features[mask]
+    for vector in model.method.prompts[0]:
+        assert (frames - vector).abs().amax(-1).min() == 0
+
+
+def test_prompt_init_from_artifact(pristine, tmp_path):
+    first = build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "prompt", {"num_prompts": 3, "seed": 5})
+    first.save_artifact(tmp_path)
+    second = build_tuned_model(
+        copy.deepcopy(pristine["wav2vec2"]), "prompt", {"num_prompts": 3, "init": "artifact", "init_artifact": str(tmp_path)}
+    )
+    assert torch.equal(first.method.prompts, second.method.prompts)
+
+
+def test_mept_reports_load_balancing_loss(pristine):
+    model = build_tuned_model(copy.deepcopy(pristine["whisper"]), config_for("mept"))
+    out = model(make_batch())
+    assert out.aux["load_balance"] > 0
+    assert torch.allclose(out.loss, out.aux["ce"] + out.aux["load_balance"])
+    assert model.method.last_choice.shape == (3, 2)
+
+
+def test_label_smoothing_changes_the_loss(pristine):
+    plain = build_tuned_model(copy.deepcopy(pristine["whisper"]), "prompt", {"num_prompts": 2})
+    smooth = build_tuned_model(copy.deepcopy(pristine["whisper"]), "prompt", {"num_prompts": 2, "label_smoothing": 0.1})
+    batch = make_batch(task_ids=(0, 0, 0))
+    with torch.no_grad():
+        assert not torch.allclose(plain.eval()(batch).loss, smooth.eval()(batch).loss)
+
+
+@pytest.mark.parametrize(
+    "method, values, message",
+    [
+        ("mept", {"num_experts": 2, "top_k": 3}, "top_k"),
+        ("prompt", {"num_prompts": 0}, "num_prompts"),
+        ("prompt", {"prompts": 4}, "unknown option"),
+        ("prompt", {"init": "artifact"}, "init_artifact"),
+        ("deep_prompt", {"encoder": False, "decoder": False}, "at least one"),
+        ("nonsense", {}, "unknown tuning method"),
+    ],
+)
+def test_config_errors_say_what_to_fix(method, values, message):
+    with pytest.raises((ConfigError, ValueError), match=message):
+        make_config(method, values)
+
+
+def test_config_errors_name_missing_modules(pristine):
+    with pytest.raises(ConfigError, match="no nn.Linear named"):
+        build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "lora", {"target_modules": ["query"]})
+    with pytest.raises(ConfigError, match="part 'nothing'"):
+        build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "finetune", {"parts": ["nothing"]})
+    with pytest.raises(ValueError, match="layer 7 does not exist"):
+        build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "adapter", {"encoder_layers": [7]})
