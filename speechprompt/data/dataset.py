@@ -57,7 +57,9 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     ``tasks`` names the task prompts in id order; an utterance's task comes from ``utt2task``
     (utterances of a dir without ``utt2task`` use task 0). Texts are normalised with
-    :func:`normalize_text` (``normalize=False`` keeps them as written) before tokenising.
+    :func:`normalize_text` (``normalize=False`` keeps them as written) before tokenising;
+    ``keep`` lists symbols normalisation must keep (slot filling: ``keep=SLU_MARKUP`` from
+    :mod:`speechprompt.score.slu_format`).
     ``waveform_transform`` (e.g. speed perturbation) is applied to each (S,) tensor.
     """
 
@@ -68,6 +70,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         tasks: list[str] | None = None,
         *,
         normalize: bool = True,
+        keep: str = "",
         allow_pipes: bool = False,
         waveform_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
@@ -75,7 +78,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.utt_ids = self.data.utt_ids
         self.tokenizer = tokenizer
         self.tasks = list(tasks) if tasks else None
-        self.normalize = normalize
+        self.normalize, self.keep = normalize, keep
         self.waveform_transform = waveform_transform
         if tokenizer is not None and not self.data.text:
             raise ValueError(f"{self.data.path}: a tokenizer was given but the data dir has no text file")
@@ -102,7 +105,7 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def text_of(self, index: int) -> str:
         text = self.data.text.get(self.utt_ids[index], "")
-        return normalize_text(text) if self.normalize else text
+        return normalize_text(text, keep=self.keep) if self.normalize else text
 
     def __getitem__(self, index: int) -> dict:
         utt = self.utt_ids[index]

@@ -28,6 +28,14 @@ def test_dataset_items_and_collate(data_dir, tmp_path):
     assert short.targets.tolist() == [[5, EOS_ID, PAD_ID, PAD_ID], [5, 6, 7, EOS_ID]]
 
 
+def test_text_normalisation_keeps_markup_when_asked(data_dir):
+    data = DataDir.read(data_dir)
+    data.text[data.utt_ids[0]] = "Alarm_Set | wake me at [ time : Five AM ]"
+    assert SpeechDataset(data)[0]["text"] == "alarm set wake me at time five am"
+    assert SpeechDataset(data, keep="[]:|_")[0]["text"] == "alarm_set | wake me at [ time : five am ]"
+    assert SpeechDataset(data, normalize=False)[0]["text"] == "Alarm_Set | wake me at [ time : Five AM ]"
+
+
 def test_tasks_from_utt2task(data_dir):
     data = DataDir.read(data_dir)
     data.utt2task = {u: ("slu" if i % 2 else "asr") for i, u in enumerate(data.utt_ids)}
