@@ -88,6 +88,21 @@ def compute_features(
     return feats.to(waveforms.device), frame_lengths.to(waveforms.device)
 
 
+def fbank(waveforms: torch.Tensor, wave_lengths: torch.Tensor, num_mel_bins: int = 80,
+          **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kaldi log-mel filterbank of a padded batch: (B, S), (B,) -> (B, T, num_mel_bins), (B,) frames.
+
+    ``options`` are the other :class:`FeatureConfig` fields (frame_length, frame_shift, dither, ...).
+    """
+    return compute_features(waveforms, wave_lengths, FeatureConfig("fbank", num_mel_bins=num_mel_bins, **options))
+
+
+def mfcc(waveforms: torch.Tensor, wave_lengths: torch.Tensor, num_ceps: int = 13,
+         **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kaldi MFCC of a padded batch: (B, S), (B,) -> (B, T, num_ceps), (B,) frames."""
+    return compute_features(waveforms, wave_lengths, FeatureConfig("mfcc", num_ceps=num_ceps, **options))
+
+
 def _valid_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) lengths -> (B, T) bool, True on real frames."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

@@ -12,7 +12,9 @@ from speechprompt.data.features import (
     SpecAugment,
     SpeedPerturb,
     compute_features,
+    fbank,
     iter_features,
+    mfcc,
     speed_perturb,
     utterance_features,
 )
@@ -30,6 +32,9 @@ def test_utterance_alone_equals_its_frames_in_a_padded_batch(data_dir, config):
         torch.testing.assert_close(feats[i, : frames[i]], alone, atol=1e-5, rtol=0)
         assert torch.all(feats[i, frames[i]:] == 0)
     assert frames[0] == 1 + (8000 - 400) // 160  # Kaldi snip_edges framing of 0.5 s
+    named = (fbank(batch.waveforms, batch.wave_lengths, num_mel_bins=config.num_mel_bins) if config.kind == "fbank"
+             else mfcc(batch.waveforms, batch.wave_lengths))
+    assert torch.equal(named[0], feats) and torch.equal(named[1], frames)
 
 
 def test_matches_torchaudio_kaldi_on_int16_scale(make_tone):
