@@ -97,7 +97,13 @@ class _WavLMLayerView(nn.Module):
 
 
 class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
-    """Wav2Vec2 / HuBERT / WavLM encoder + BART decoder; see the module docstring."""
+    """Wav2Vec2 / HuBERT / WavLM encoder + BART decoder; see the module docstring.
+
+    Options (saved in `speechprompt_backbone.json`): `normalize_waveform` (zero-mean unit-variance
+    per utterance, as wav2vec2-large checkpoints expect), `embedding_layer_norm` (BART's layer norm
+    after token + position embeddings; off for converted fairseq decoders), `pad_id`/`bos_id`/`eos_id`
+    (bos is the id decoding starts from).
+    """
 
     families: ClassVar[tuple[str, ...]] = tuple(ENCODERS)
     model_class = SpeechEncoderDecoderModel
@@ -147,7 +153,8 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
             config_class(**enc_kwargs), BartConfig(**dec_kwargs))
         model = SpeechEncoderDecoderModel(config=config)
         model.eval()
-        return cls(model, {"normalize_waveform": False, "pad_id": 0, "bos_id": 1, "eos_id": 2})
+        return cls(model, {"normalize_waveform": False, "embedding_layer_norm": True,
+                           "pad_id": 0, "bos_id": 1, "eos_id": 2})
 
     # ---- dimensions ----------------------------------------------------------------------
     @property
@@ -257,7 +264,8 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
             enc_hidden = self.model.enc_to_dec_proj(enc_hidden)
         position_ids = torch.arange(past, past + length, device=input_embeds.device)
         hidden = input_embeds + bart.embed_positions(None, past, position_ids=position_ids).to(input_embeds.dtype)
-        hidden = bart.layernorm_embedding(hidden)
+        if self.options.get("embedding_layer_norm", True):  # BART has it; fairseq/Wav2Seq decoders do not
+            hidden = bart.layernorm_embedding(hidden)
         hidden = nn.functional.dropout(hidden, p=bart.dropout, training=self.training)
         self_mask = create_causal_mask(
             config=bart.config, inputs_embeds=hidden,
@@ -274,18 +282,22 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
         """Fresh decoder token embedding + output layer of `new_size` rows (pad row zero)."""
         decoder = self.model.decoder
         old = self._bart.embed_tokens
-        embedding = type(old)(new_size, old.embedding_dim, self.pad_id, embed_scale=old.embed_scale)
+        embedding = type(old)(new_size, old.embedding_dim, 0, embed_scale=old.embed_scale)
         head = nn.Linear(old.embedding_dim, new_size, bias=False)
         std = decoder.config.init_std
         nn.init.normal_(embedding.weight, std=std)
         with torch.no_grad():
-            embedding.weight[self.pad_id].zero_()
+            embedding.weight[0].zero_()
         nn.init.normal_(head.weight, std=std)
         device = old.weight.device
         decoder.set_input_embeddings(embedding.to(device))
         decoder.lm_head = head.to(device)
         decoder.config.vocab_size = new_size
         self.model.config.decoder.vocab_size = new_size
+        # a new vocabulary comes from the toolkit's tokenizers: pad 0, bos 1, eos 2
+        self.options.update(pad_id=0, bos_id=1, eos_id=2)
+        decoder.config.pad_token_id, decoder.config.bos_token_id, decoder.config.eos_token_id = 0, 1, 2
+        decoder.config.decoder_start_token_id = 1
         if decoder.config.tie_word_embeddings:
             decoder.lm_head.weight = embedding.weight
 

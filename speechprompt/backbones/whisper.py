@@ -141,7 +141,7 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
         wave_lengths = wave_lengths.to(waveforms.device).long()
         mel_lengths = self.mel_lengths(wave_lengths)
         frame_lengths = self.feature_lengths(wave_lengths)
-        for row, (samples, frames) in enumerate(zip(wave_lengths.tolist(), frame_lengths.tolist())):
+        for row, (samples, frames) in enumerate(zip(wave_lengths.tolist(), frame_lengths.tolist(), strict=True)):
             if samples <= self.n_fft // 2 or frames < 1:
                 raise BackboneError(f"batch row {row} has {samples} samples: too short for a log-mel frame")
             if frames > encoder.max_source_positions:
