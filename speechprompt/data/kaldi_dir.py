@@ -65,8 +65,8 @@ def _fmt_seconds(x: float) -> str:
     return f"{x:.4f}".rstrip("0").rstrip(".") if x else "0"
 
 
-def read_table(path: Path, problems: list[Problem], min_fields: int = 2, max_fields: int | None = 2,
-               allow_empty_value: bool = False) -> tuple[dict[str, str], dict[str, int]]:
+def read_table(path: Path, problems: list[Problem], min_fields: int = 2,
+               max_fields: int | None = 2) -> tuple[dict[str, str], dict[str, int]]:
     """Read ``key value...`` lines; returns ``(key -> rest of line, key -> line number)``.
 
     Malformed, non-UTF-8, duplicate and out-of-order lines are appended to ``problems``; the first
@@ -89,7 +89,7 @@ def read_table(path: Path, problems: list[Problem], min_fields: int = 2, max_fie
         fields = line.split(maxsplit=1)
         key, rest = fields[0], (fields[1].strip() if len(fields) > 1 else "")
         count = 1 + len(rest.split()) if rest else 1
-        if (count < min_fields and not allow_empty_value) or (max_fields and count > max_fields) or not key.isprintable():
+        if count < min_fields or (max_fields and count > max_fields) or not key.isprintable():
             want = f"{min_fields}" if max_fields == min_fields else f"at least {min_fields}"
             problems.append(Problem(name, number, key, f"malformed line (expected {want} whitespace-separated fields, "
                                     f"got {count}): {line[:80]!r}", "correct or delete the line", "malformed"))
