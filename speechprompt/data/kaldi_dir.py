@@ -4,6 +4,7 @@ A data dir holds ``wav.scp`` (recording -> path, or ``cmd |``), ``utt2spk``, opt
 ``segments`` (utterance -> recording start end), ``utt2dur`` and the non-standard ``utt2task``
 (utterance -> task prompt name). ``spk2utt`` is always derived from ``utt2spk`` on write.
 
+Relative paths in ``wav.scp`` are relative to the working directory, as in Kaldi recipes.
 Python orders ``str`` by code point, which for UTF-8 is the same as byte order, i.e. the order of
 ``LC_ALL=C sort`` that Kaldi tools expect.
 """

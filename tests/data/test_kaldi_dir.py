@@ -92,3 +92,17 @@ def test_empty_transcript_and_malformed_line(data_dir):
         DataDir.read(data_dir)
     assert "text:1: spk0-utt00: empty transcript" in str(err.value)
     assert "utt2spk:4: spk1-utt01: malformed line" in str(err.value)
+
+
+def test_raw_pcm_entries_and_clean_dir_validates(tmp_path, make_tone):
+    from speechprompt.data.audio import write_audio
+    from speechprompt.data.validate import validate
+
+    raw = write_audio(tmp_path / "a.raw", make_tone(1.5), 16000)
+    flac = write_audio(tmp_path / "b.flac", make_tone(0.5, sr=22050), 22050)
+    data = DataDir(wav_scp={"a": str(raw), "b": str(flac)}, text={"a": "x", "b": "y"}, utt2spk={"a": "s", "b": "s"})
+    out = data.write(tmp_path / "d")
+    back = DataDir.read(out)
+    assert back.durations() == pytest.approx({"a": 1.5, "b": 0.5})
+    assert back.load_audio("a").size == 24000 and abs(back.load_audio("b").size - 8000) <= 1
+    assert validate(out)[1] == []
