@@ -54,7 +54,8 @@ class DataConfig:
 
 @dataclass
 class BackboneConfig:
-    path: str | None = field(default=None, metadata=_help("backbone folder (load_backbone); overrides size"))
+    path: str | None = field(default=None, metadata=_help("backbone folder (load_backbone); overrides family/size"))
+    family: str = field(default="wav2vec2", metadata=_help("family of a backbone built from scratch (wav2vec2, hubert, ...)"))
     size: str = field(default="tiny", metadata=_help("build a random backbone of this size when path is not set"))
     vocab_size: int | None = field(default=None, metadata=_help("decoder vocabulary when building from scratch"))
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torchaudio
 
+from speechprompt.data.features import FeatureConfig, utterance_features
+
 SAMPLE_RATE = 16000
 
 
@@ -32,12 +34,10 @@ class MfccFeatures:
 
     @torch.no_grad()
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        if waveform.numel() < 400:
+        # the data layer's Kaldi MFCC (int16 scale, no dither: labels must not depend on the RNG)
+        mfcc = utterance_features(waveform, FeatureConfig(kind="mfcc", num_ceps=self.num_ceps, dither=0.0))
+        if mfcc.shape[0] == 0:
             return torch.zeros(0, self.dim)
-        mfcc = torchaudio.compliance.kaldi.mfcc(
-            waveform.float()[None], sample_frequency=SAMPLE_RATE, num_ceps=self.num_ceps, use_energy=False,
-            dither=0.0,  # dither draws random numbers: pseudo labels must not depend on the RNG
-        )  # (T, C)
         feats = mfcc.transpose(0, 1)  # (C, T)
         delta = torchaudio.functional.compute_deltas(feats)
         ddelta = torchaudio.functional.compute_deltas(delta)

@@ -1,0 +1,214 @@
+"""Adapt a backbone to a task with a tuning method (prompt, deep_prompt, lora, adapter, finetune, ...).
+
+The run is described by a YAML config (sections data, backbone, method, optim, experiment) and
+``key.sub=value`` overrides. The experiment folder receives config.yaml (resolved), run.sh
+(repeats the run), train_log.jsonl, learning_curve.png, checkpoints/ (last K + best) and
+artifact/ (the task artifact of the best checkpoint: safetensors + task.json + tokenizer).
+
+Examples:
+  speechprompt train --config conf/prompt.yaml
+  speechprompt train --config conf/prompt.yaml method.options.prompt_length=50 optim.lr=5e-3
+  speechprompt train data.train=data/train data.dev=data/dev backbone.path=exp/w2s method.name=lora \\
+      experiment.dir=exp/lora
+  speechprompt train --config conf/prompt.yaml --resume          # continue a stopped run
+  torchrun --nproc_per_node 4 -m speechprompt.cli train --config conf/prompt.yaml   # data parallel
+  speechprompt train --list-options                               # every config key with its help
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from speechprompt.config import ConfigError, TrainConfig, describe, load_config, save_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    parser.add_argument("--config", help="YAML config file")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest usable checkpoint")
+    parser.add_argument("--list-options", action="store_true", help="print every config key with its help and exit")
+
+
+# ---------------------------------------------------------------- building blocks (shared with pretrain)
+
+
+def batch_sampler_for(dataset, cfg: TrainConfig, shuffle: bool, log=print):
+    """epoch -> batches (index lists) of ``dataset`` from the data layer's ``LengthBucketSampler``;
+    utterances longer than ``data.max_utt_seconds`` are left out and counted."""
+    from speechprompt.data.dataset import LengthBucketSampler
+
+    durations = list(dataset.durations)
+    keep = list(range(len(durations)))
+    if cfg.data.max_utt_seconds is not None:
+        keep = [i for i in keep if durations[i] <= cfg.data.max_utt_seconds]
+        skipped = len(durations) - len(keep)
+        if skipped:
+            log(f"skipping {skipped} of {len(durations)} utterance(s) longer than "
+                f"data.max_utt_seconds={cfg.data.max_utt_seconds}")
+        if not keep:
+            raise ConfigError(f"every utterance is longer than data.max_utt_seconds={cfg.data.max_utt_seconds}")
+    sampler = LengthBucketSampler([durations[i] for i in keep], cfg.data.max_batch_seconds, shuffle=shuffle,
+                                  seed=cfg.experiment.seed)
+
+    def batches(epoch: int) -> list[list[int]]:
+        sampler.set_epoch(epoch)
+        return [[keep[i] for i in b] for b in sampler.all_batches()]
+
+    return batches
+
+
+def wer_callback(tokenizer):
+    """A dev-WER function for ``train(wer_fn=...)`` using greedy decoding, or None when unavailable."""
+    try:
+        from speechprompt.decode import greedy_search
+        from speechprompt.score.wer import score_transcripts
+    except ImportError:
+        return None
+
+    def dev_wer(model, batches) -> float:
+        device = next(model.parameters()).device
+        refs, hyps = {}, {}
+        for batch in batches:
+            batch = batch.to(device)
+            out = greedy_search(model, batch.waveforms, batch.wave_lengths, batch.task_ids)
+            for utt, text, ids in zip(batch.utt_ids, batch.texts, out, strict=True):
+                refs[utt], hyps[utt] = text, tokenizer.decode(ids)
+        return score_transcripts(refs, hyps).word.rate
+
+    return dev_wer
+
+
+def attach_spec_augment(backbone) -> None:
+    """SpecAugment (data.features) on the encoder features while the backbone is in training mode."""
+    from speechprompt.data.features import SpecAugment
+
+    spec = SpecAugment(time_mask_param=20)
+    embed = backbone.embed_audio
+
+    def embed_with_spec_augment(waveforms, wave_lengths):
+        features, mask = embed(waveforms, wave_lengths)
+        if backbone.training:
+            features = spec.train()(features, mask.sum(1))
+        return features, mask
+
+    backbone.embed_audio = embed_with_spec_augment
+
+
+def prepare_experiment(cfg: TrainConfig, argv: list[str], is_main: bool) -> Path:
+    """Create the experiment folder with the resolved config.yaml and a run.sh that repeats the run."""
+    from speechprompt.train import write_run_script
+
+    exp = Path(cfg.experiment.dir)
+    if is_main:
+        save_config(cfg, exp)
+        write_run_script(exp, argv)
+    return exp
+
+
+def fit_and_export(model, train_set, dev_set, cfg: TrainConfig, *, resume: bool, tokenizer=None, log=print):
+    """Run ``train`` with the data layer's sampler and collate; load the best checkpoint afterwards."""
+    from speechprompt.data.dataset import collate
+    from speechprompt.train import load_best, train
+
+    result = train(
+        model, train_set, cfg, collate_fn=collate, batch_sampler=batch_sampler_for(train_set, cfg, True, log),
+        dev_set=dev_set, dev_batch_sampler=batch_sampler_for(dev_set, cfg, False, log) if dev_set is not None else None,
+        resume=resume, wer_fn=wer_callback(tokenizer) if tokenizer is not None and cfg.experiment.best_metric == "dev_wer"
+        else None, log=log,
+    )
+    if not result.stopped.startswith("signal"):
+        state = load_best(model, result.exp_dir)
+        log(f"loaded the best checkpoint (step {state['step']}, {cfg.experiment.best_metric} {state.get('best_metric')})")
+    return result
+
+
+# ---------------------------------------------------------------- the verb
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_options:
+        print("\n".join(describe()))
+        return 0
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if not cfg.data.train:
+            raise ConfigError("data.train is not set: name the training data dir (data.train=data/train)")
+    except ConfigError as err:
+        print(f"speechprompt train: {err}", file=sys.stderr)
+        return 2
+    argv = sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *_argv(args)]
+    try:
+        return train_task(cfg, argv, args.resume)
+    except user_errors() as err:
+        print(f"speechprompt train: {err}", file=sys.stderr)
+        return 2
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by the config, data or files a user gave: reported in one line, no traceback."""
+    from speechprompt.backbones import BackboneError
+    from speechprompt.checkpoint import CheckpointError
+    from speechprompt.data.kaldi_dir import DataDirError
+    from speechprompt.tuning.config import ConfigError as MethodConfigError
+
+    return ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, FileNotFoundError
+
+
+def _argv(args) -> list[str]:
+    out = (["--config", args.config] if args.config else []) + list(args.overrides)
+    return out
+
+
+def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
+    import torch
+
+    from speechprompt.backbones import build_backbone, load_backbone
+    from speechprompt.data.dataset import SpeechDataset
+    from speechprompt.data.text import load_tokenizer, train_tokenizer
+    from speechprompt.tuning import build_tuned_model
+
+    from speechprompt.tuning import make_config
+
+    make_config(cfg.method.name, cfg.method.options)  # a wrong method option fails before anything is written
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    log = print if is_main else (lambda *a, **k: None)
+    exp = prepare_experiment(cfg, argv, is_main)
+    torch.manual_seed(cfg.experiment.seed)
+    if cfg.data.tokenizer:
+        tokenizer = load_tokenizer(cfg.data.tokenizer)
+    else:  # a character tokenizer of the training texts, deterministic on every rank
+        from speechprompt.data.kaldi_dir import DataDir
+        from speechprompt.data.text import normalize_text
+
+        texts = [normalize_text(t) for t in DataDir.read(cfg.data.train).text.values()]
+        tokenizer = train_tokenizer("char", texts, exp / "tokenizer" if is_main else None)
+        log(f"trained a character tokenizer ({tokenizer.vocab_size} ids) into {exp / 'tokenizer'}")
+    train_set = SpeechDataset(cfg.data.train, tokenizer, cfg.data.tasks)
+    dev_set = SpeechDataset(cfg.data.dev, tokenizer, cfg.data.tasks) if cfg.data.dev else None
+    if cfg.backbone.path:
+        backbone = load_backbone(cfg.backbone.path)
+    else:
+        backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, cfg.backbone.vocab_size or tokenizer.vocab_size)
+        if is_main:  # a task artifact names its backbone: keep the random one it was trained on
+            backbone.save_pretrained(exp / "backbone")
+            log(f"built a random {cfg.backbone.family}/{cfg.backbone.size} backbone, saved to {exp / 'backbone'}")
+    if cfg.data.spec_augment:
+        attach_spec_augment(backbone)
+    options = dict(cfg.method.options)
+    options.setdefault("vocab_size", tokenizer.vocab_size)
+    if cfg.data.tasks:
+        options.setdefault("tasks", list(cfg.data.tasks))
+    model = build_tuned_model(backbone, cfg.method.name, options)
+    log(str(model.parameter_report()))
+    result = fit_and_export(model, train_set, dev_set, cfg, resume=resume, tokenizer=tokenizer, log=log)
+    if result.stopped.startswith("signal"):
+        log(f"stopped by {result.stopped[7:]} at step {result.step}; continue with: {exp / 'run.sh'} --resume")
+        return 130
+    if is_main:
+        tok_dir = Path(cfg.data.tokenizer) if cfg.data.tokenizer else exp / "tokenizer"
+        model.save_artifact(exp / "artifact", tok_dir)
+        log(f"task artifact: {exp / 'artifact'} ({result.stopped} at step {result.step})")
+    return 0
