@@ -11,6 +11,7 @@ Python orders ``str`` by code point, which for UTF-8 is the same as byte order, 
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,13 @@ class DataDirError(ValueError):
         shown = "\n".join(str(p) for p in self.problems[:20])
         more = f"\n... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
         super().__init__(f"{len(self.problems)} problem(s) in data dir:\n{shown}{more}")
+
+
+def _write_atomic(path: Path, body: str) -> None:
+    """Replace ``path`` in one step, so that a reader (another rank, another job) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _fmt_seconds(x: float) -> str:
@@ -233,7 +241,7 @@ class DataDir:
                 target.unlink(missing_ok=True)
                 continue
             body = "".join(f"{k} {table[k]}\n" if table[k] != "" else f"{k}\n" for k in sorted(table))
-            target.write_text(body, encoding="utf-8")
+            _write_atomic(target, body)
         return path
 
     # ---------------------------------------------------------------- access
@@ -278,7 +286,7 @@ class DataDir:
         if missing and write_cache and self.path is not None and self.path.is_dir():
             try:
                 body = "".join(f"{u} {_fmt_seconds(self.utt2dur[u])}\n" for u in self.utt_ids)
-                (self.path / "utt2dur").write_text(body, encoding="utf-8")
+                _write_atomic(self.path / "utt2dur", body)
             except OSError:
                 pass  # a read-only corpus is fine: the durations stay cached in memory
         return {u: self.utt2dur[u] for u in self.utt_ids}
