@@ -10,10 +10,17 @@ backbone = load_backbone("exp/backbone")                        # dispatches on 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from speechprompt.backbones.base import BackboneError, SpeechSeq2Seq, new_decoder_cache, read_backbone_spec
+from speechprompt.backbones.base import (
+    BACKBONE_FILE,
+    BackboneError,
+    SpeechSeq2Seq,
+    new_decoder_cache,
+    read_backbone_spec,
+)
 from speechprompt.backbones.wav2vec2_seq2seq import Wav2Vec2Seq2Seq
 from speechprompt.backbones.whisper import WhisperSeq2Seq
 
@@ -35,8 +42,20 @@ def build_backbone(family: str, size: str, vocab_size: int, **overrides: Any) ->
 
 
 def load_backbone(directory: str | Path) -> SpeechSeq2Seq:
-    """Load a backbone folder written by `save_pretrained`, whatever its family."""
-    spec = read_backbone_spec(Path(directory))
+    """Load a backbone folder written by `save_pretrained`, whatever its family.
+
+    A plain transformers Whisper folder (no `speechprompt_backbone.json`) is wrapped as it is.
+    """
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    if not (directory / BACKBONE_FILE).is_file() and config_path.is_file():
+        model_type = json.loads(config_path.read_text()).get("model_type")
+        if model_type == "whisper":
+            return WhisperSeq2Seq.from_transformers(directory)
+        if model_type in Wav2Vec2Seq2Seq.families:
+            raise BackboneError(f"{directory} holds a bare {model_type} encoder: add a decoder with "
+                                "Wav2Vec2Seq2Seq.from_pretrained_encoder(dir, decoder_size, vocab_size)")
+    spec = read_backbone_spec(directory)
     family = spec["family"]
     if family not in BACKBONE_FAMILIES:
         raise BackboneError(f"{directory}: unknown backbone family {family!r}; "

@@ -21,6 +21,8 @@ utterance on its true length instead.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -138,10 +140,7 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
                           hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0,
                           feat_proj_dropout=0.0, layerdrop=0.0)
         enc_kwargs.setdefault("mask_time_prob", 0.0)
-        dec_kwargs = dict(DECODER_SIZES[size], vocab_size=vocab_size, pad_token_id=0, bos_token_id=1,
-                          eos_token_id=2, decoder_start_token_id=1, dropout=0.1, attention_dropout=0.1,
-                          activation_dropout=0.0, scale_embedding=True, encoder_layers=0,
-                          is_decoder=True, add_cross_attention=True, tie_word_embeddings=True)
+        dec_kwargs = _decoder_kwargs(size, vocab_size)
         for key, value in overrides.items():
             if key.startswith("dec_"):
                 dec_kwargs[key[4:]] = value
@@ -153,8 +152,33 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
             config_class(**enc_kwargs), BartConfig(**dec_kwargs))
         model = SpeechEncoderDecoderModel(config=config)
         model.eval()
-        return cls(model, {"normalize_waveform": False, "embedding_layer_norm": True,
-                           "pad_id": 0, "bos_id": 1, "eos_id": 2})
+        return cls(model, _toolkit_options(normalize_waveform=False))
+
+    @classmethod
+    def from_pretrained_encoder(cls, encoder_dir: str | Path, decoder_size: str, vocab_size: int,
+                                **decoder_overrides: Any) -> Wav2Vec2Seq2Seq:
+        """A released encoder in transformers format (e.g. a local facebook/hubert-base-ls960 snapshot;
+        `*ForCTC` folders work too) + a freshly initialised decoder of `decoder_size`.
+
+        Waveform normalisation follows the folder's `preprocessor_config.json` (`do_normalize`).
+        """
+        encoder_dir = Path(encoder_dir)
+        config_path = encoder_dir / "config.json"
+        if not config_path.is_file():
+            raise BackboneError(f"{config_path} not found: not a transformers model folder")
+        encoder_type = json.loads(config_path.read_text()).get("model_type")
+        if encoder_type not in ENCODERS:
+            raise BackboneError(f"{config_path}: model_type {encoder_type!r} is not one of {sorted(ENCODERS)}")
+        if decoder_size not in DECODER_SIZES:
+            raise BackboneError(f"unknown decoder size {decoder_size!r}; choose one of {sorted(DECODER_SIZES)}")
+        encoder = ENCODERS[encoder_type][1].from_pretrained(str(encoder_dir), local_files_only=True)
+        decoder = BartForCausalLM(BartConfig(**{**_decoder_kwargs(decoder_size, vocab_size), **decoder_overrides}))
+        model = SpeechEncoderDecoderModel(encoder=encoder, decoder=decoder)
+        model.eval()
+        preprocessor = encoder_dir / "preprocessor_config.json"
+        normalize = bool(json.loads(preprocessor.read_text()).get("do_normalize", False)) \
+            if preprocessor.is_file() else False
+        return cls(model, _toolkit_options(normalize_waveform=normalize))
 
     # ---- dimensions ----------------------------------------------------------------------
     @property
@@ -300,6 +324,19 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
         decoder.config.decoder_start_token_id = 1
         if decoder.config.tie_word_embeddings:
             decoder.lm_head.weight = embedding.weight
+
+
+def _decoder_kwargs(size: str, vocab_size: int) -> dict[str, Any]:
+    """BartConfig arguments for a randomly initialised decoder with the toolkit's special ids."""
+    return dict(DECODER_SIZES[size], vocab_size=vocab_size, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                decoder_start_token_id=1, dropout=0.1, attention_dropout=0.1, activation_dropout=0.0,
+                scale_embedding=True, encoder_layers=0, is_decoder=True, add_cross_attention=True,
+                tie_word_embeddings=True)
+
+
+def _toolkit_options(normalize_waveform: bool) -> dict[str, Any]:
+    return {"normalize_waveform": normalize_waveform, "embedding_layer_norm": True,
+            "pad_id": 0, "bos_id": 1, "eos_id": 2}
 
 
 def _zero_mean_unit_var(waveforms: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -82,3 +82,26 @@ def test_training_mode_applies_time_masking():
     masked, _ = backbone.embed_audio(waves, lengths)
     backbone.eval()
     assert not torch.allclose(clean, masked)
+
+
+def test_released_encoder_folder_gets_a_fresh_decoder(tmp_path):
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    from speechprompt.backbones import BackboneError, load_backbone
+    from speechprompt.backbones.wav2vec2_seq2seq import ENCODER_SIZES
+
+    torch.manual_seed(0)
+    encoder = HubertModel(HubertConfig(**ENCODER_SIZES["tiny"], num_feat_extract_layers=3,
+                                       feat_extract_norm="group")).eval()
+    encoder.save_pretrained(tmp_path / "hubert")
+    Wav2Vec2FeatureExtractor(do_normalize=True).save_pretrained(tmp_path / "hubert")
+    with pytest.raises(BackboneError, match="from_pretrained_encoder"):
+        load_backbone(tmp_path / "hubert")
+    backbone = Wav2Vec2Seq2Seq.from_pretrained_encoder(tmp_path / "hubert", "tiny", 25).eval()
+    assert backbone.family == "hubert" and backbone.vocab_size == 25 and backbone.options["normalize_waveform"]
+    for name, value in encoder.state_dict().items():
+        assert torch.equal(backbone.model.encoder.state_dict()[name], value), name
+    waves, lengths = _waves()
+    with torch.no_grad():
+        hidden, mask = backbone.encode(waves, lengths)
+    assert hidden.shape[-1] == 32 and torch.equal(mask.sum(1), backbone.feature_lengths(lengths))

@@ -68,3 +68,12 @@ def test_resize_vocab_switches_to_toolkit_special_ids(tmp_path):
     loaded = load_backbone(tmp_path / "w")
     assert loaded.vocab_size == 30 and loaded.eos_id == 2
     assert loaded.fingerprint() == model.fingerprint()
+
+
+def test_plain_transformers_whisper_folder_loads(whisper, tmp_path):
+    whisper.model.save_pretrained(tmp_path / "hf_whisper")
+    loaded = load_backbone(tmp_path / "hf_whisper")
+    assert isinstance(loaded, WhisperSeq2Seq)
+    assert (loaded.pad_id, loaded.bos_id, loaded.eos_id) == (0, 1, 2)
+    for name, value in whisper.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], value), name
