@@ -150,8 +150,8 @@ def fix(path: str | Path, allow_pipes: bool = False, check_audio: bool = True, b
     for p in problems:
         if p.utt_id is None:
             continue
-        if p.kind in REPAIRED_KINDS:
-            report.repaired[p.kind] += 1
+        if p.kind in REPAIRED_KINDS or Path(p.file).name in ("utt2dur", "spk2utt"):
+            report.repaired[p.kind] += 1  # derived or cached tables are rewritten, their utterances kept
             continue
         in_wav_scp = Path(p.file).name == "wav.scp" and data.segments is not None
         for utt in sorted(by_recording.get(p.utt_id, set()) if in_wav_scp else {p.utt_id}):

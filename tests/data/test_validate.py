@@ -3,6 +3,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from speechprompt.cli import main
@@ -128,3 +129,18 @@ def test_segments_outside_recording_and_pipes(tmp_path, make_tone):
     assert main(["data", "fix", str(d)]) == 1  # refuses: cannot check piped audio without --allow-pipes
     assert main(["data", "fix", "--allow-pipes", str(d)]) == 0
     assert DataDir.read(d, allow_pipes=True).utt_ids == ["a", "d"]
+
+
+def test_fix_repairs_cached_tables_without_dropping(data_dir):
+    data = DataDir.read(data_dir)
+    true = data.durations()
+    rows = (data_dir / "utt2dur").read_text().splitlines()
+    rows[0] = rows[0].split()[0] + " abc"  # malformed
+    rows[1] = rows[1].split()[0] + " 9.5"  # stale
+    (data_dir / "utt2dur").write_text("\n".join(rows) + "\n")
+    problems = validate(data_dir)[1]
+    assert {p.kind for p in problems} == {"malformed", "stale-utt2dur"}
+    report = fix(data_dir, backup=False)
+    assert report.kept == 6 and not report.dropped and report.backup is None
+    assert validate(data_dir)[1] == []
+    assert DataDir.read(data_dir).durations() == pytest.approx(true)
