@@ -98,13 +98,16 @@ def split_by_text(utts: list[Utterance], adapt_seconds: float, test_seconds: flo
 
 
 def build(out_root: str | Path = "corpora", *, lang: str = "en", quick: bool = False, seed: int = 0,
-          force: bool = False) -> dict[str, Path]:
-    """Build (or reuse) ``out_root/asterisk_<lang>``; returns set name -> data dir."""
+          force: bool = False, adapt_seconds: float = ADAPT_SECONDS) -> dict[str, Path]:
+    """Build (or reuse) ``out_root/asterisk_<lang>``; returns set name -> data dir.
+
+    ``adapt_seconds`` sizes ``adapt_10min`` (600 s; ``quick`` uses 60 s and a 120 s test set).
+    """
     if lang not in LANGS:
         raise RecipeError(f"--lang {lang!r}: choose one of {', '.join(LANGS)}")
     root = Path(out_root) / f"asterisk_{lang}"
     dirs = {name: root / "data" / name for name in ("adapt_10min", "test")}
-    options = {"lang": lang, "quick": quick, "seed": seed}
+    options = {"lang": lang, "quick": quick, "seed": seed, "adapt_seconds": adapt_seconds}
     code = corpus_files.code_checksum(sys.modules[__name__], spoken_text, corpus_files, debian_packages)
     if not force and corpus_files.is_built(root, options, code):
         print(f"asterisk_{lang}: already built in {root}")
@@ -147,7 +150,7 @@ def build(out_root: str | Path = "corpora", *, lang: str = "en", quick: bool = F
                         "sha256": corpus_files.file_sha256(flac), "packages": debs, "licence": "CC-BY-SA-3.0"})
     report["utterances kept"] = len(utts)
 
-    adapt_s, test_s = (QUICK_SECONDS["adapt_10min"], QUICK_SECONDS["test"]) if quick else (ADAPT_SECONDS, None)
+    adapt_s, test_s = (QUICK_SECONDS["adapt_10min"], QUICK_SECONDS["test"]) if quick else (adapt_seconds, None)
     sets = split_by_text(utts, adapt_s, test_s, seed)
     by_id = {r["utt_id"]: r for r in records}
     summary = {}
