@@ -65,6 +65,7 @@ class SpeechSeq2Seq(nn.Module, ABC):
         super().__init__()
         self.model = model
         self.options = dict(options or {})
+        self.train(model.training)  # the wrapper's mode drives dropout / masking in the split points
 
     @property
     @abstractmethod

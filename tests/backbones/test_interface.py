@@ -87,7 +87,8 @@ def test_save_load_roundtrip(backbone, tmp_path):
     hidden, mask = backbone.encode(waves, lengths)
     logits, _ = backbone.run_decoder(backbone.embed_tokens(ids), hidden, mask)
     backbone.save_pretrained(tmp_path / "bb")
-    loaded = load_backbone(tmp_path / "bb").eval()
+    loaded = load_backbone(tmp_path / "bb")
+    assert not loaded.training and not loaded.model.training  # loads ready for inference
     assert type(loaded) is type(backbone) and loaded.family == backbone.family
     assert loaded.fingerprint() == backbone.fingerprint()
     hidden2, mask2 = loaded.encode(waves, lengths)
