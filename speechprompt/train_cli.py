@@ -121,7 +121,11 @@ def fit_and_export(model, train_set, dev_set, cfg: TrainConfig, *, resume: bool,
     )
     if not result.stopped.startswith("signal"):
         state = load_best(model, result.exp_dir)
-        log(f"loaded the best checkpoint (step {state['step']}, {cfg.experiment.best_metric} {state.get('best_metric')})")
+        if state.get("kind") == "best":
+            log(f"loaded the best checkpoint (step {state['step']}, {cfg.experiment.best_metric} "
+                f"{state['best_metric']:.4g})")
+        else:
+            log(f"no dev evaluation: using the last checkpoint (step {state['step']})")
     return result
 
 

@@ -1,0 +1,141 @@
+"""Pretrain an encoder-decoder to generate each utterance's pseudo subwords (or real transcripts).
+
+The model is the whole backbone trained with the ``finetune`` method (every parameter), its
+decoder vocabulary the BPE vocabulary of the pseudo language. The result is saved as a backbone
+folder (``load_backbone(out)``) with the pseudo language beside it::
+
+    out/config.json, model.safetensors, speechprompt_backbone.json    the backbone
+    out/pseudo_language/                                               k-means centroids + BPE (pseudo targets)
+    out/tokenizer/                                                     the decoder's tokenizer (pseudo BPE or text)
+    out/pretrain.json                                                  what was trained on, steps, best dev loss
+    out/exp/                                                           config.yaml, run.sh, logs, checkpoints
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from speechprompt.config import ConfigError, TrainConfig
+from speechprompt.data.kaldi_dir import DataDir
+from speechprompt.pretrain.labelling import PSEUDO_TEXT, pseudo_label, read_pseudo_text
+from speechprompt.pretrain.pseudo_language import PseudoLanguage
+
+
+def pseudo_labelled(data_dir: str | Path, pseudo_text_path: Path, log=print) -> DataDir:
+    """The data dir with its ``text`` replaced by pseudo subwords; unlabelled utterances are counted and left out."""
+    data = DataDir.read(data_dir)
+    data.durations()  # computed (and cached beside the data) before selecting
+    targets = read_pseudo_text(pseudo_text_path)
+    unknown = sorted(set(targets) - set(data.utt_ids))
+    if unknown:
+        raise ValueError(f"{pseudo_text_path}: utterance {unknown[0]} is not in {data_dir} ({len(unknown)} such): "
+                         "was it made from another data dir?")
+    labelled = [u for u in data.utt_ids if u in targets]
+    if not labelled:
+        raise ValueError(f"{pseudo_text_path}: no utterance of {data_dir} has pseudo subwords")
+    missing = len(data.utt_ids) - len(labelled)
+    if missing:
+        log(f"{missing} utterance(s) of {data_dir} have no pseudo subwords (too short) and are left out")
+    subset = data.select(labelled)
+    subset.text = {u: targets[u] for u in labelled}
+    return subset
+
+
+def pretrain(
+    cfg: TrainConfig,
+    data_dir: str,
+    out_dir: str | Path,
+    *,
+    pseudo_dir: str | Path | None = None,
+    dev_dir: str | None = None,
+    dev_pseudo_dir: str | Path | None = None,
+    init_backbone: str | None = None,
+    targets: str = "pseudo",
+    tokenizer_kind: str = "bpe",
+    vocab_size: int = 1000,
+    resume: bool = False,
+    argv: list[str] | None = None,
+) -> dict:
+    """Train and save the backbone; returns the summary written to ``<out>/pretrain.json``."""
+    import torch
+
+    from speechprompt.backbones import build_backbone, load_backbone
+    from speechprompt.data.dataset import SpeechDataset
+    from speechprompt.data.text import load_tokenizer, normalize_text, train_tokenizer
+    from speechprompt.train_cli import attach_spec_augment, fit_and_export, prepare_experiment
+    from speechprompt.tuning import build_tuned_model
+
+    if cfg.method.name != "finetune":
+        raise ConfigError(f"pretraining trains every parameter: method.name must be finetune (got {cfg.method.name})")
+    out = Path(out_dir)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    log = print if is_main else (lambda *a, **k: None)
+    exp = prepare_experiment(cfg, ["pretrain", *(argv or [])], is_main)
+    torch.manual_seed(cfg.experiment.seed)
+
+    if targets == "pseudo":
+        if pseudo_dir is None:
+            raise ConfigError("--targets pseudo needs --pseudo DIR (the output of 'speechprompt pseudo-label')")
+        language = PseudoLanguage.load(pseudo_dir)
+        tokenizer = language.tokenizer()
+        train_data = pseudo_labelled(data_dir, Path(pseudo_dir) / PSEUDO_TEXT, log)
+        dev_data = None
+        if dev_dir:
+            if dev_pseudo_dir is None:  # label the dev set with the same pseudo language
+                if language.feature_config["feature"] != "mfcc":
+                    raise ConfigError("--dev with hidden-state pseudo labels needs --dev-pseudo "
+                                      "(speechprompt pseudo-label --data DEV --language PSEUDO --backbone ...)")
+                dev_pseudo_dir = exp / "dev_pseudo"
+                if is_main:
+                    pseudo_label(dev_dir, dev_pseudo_dir, language_dir=pseudo_dir)
+                _barrier()
+            dev_data = pseudo_labelled(dev_dir, Path(dev_pseudo_dir) / PSEUDO_TEXT, log)
+        normalize = False
+    elif targets == "text":
+        train_data, dev_data = DataDir.read(data_dir), DataDir.read(dev_dir) if dev_dir else None
+        if cfg.data.tokenizer:
+            tokenizer = load_tokenizer(cfg.data.tokenizer)
+        else:
+            texts = [normalize_text(t) for t in train_data.text.values()]
+            tokenizer = train_tokenizer(tokenizer_kind, texts, None, vocab_size)
+        language, normalize = None, True
+    else:
+        raise ConfigError(f"--targets must be 'pseudo' or 'text', got {targets!r}")
+
+    train_set = SpeechDataset(train_data, tokenizer, normalize=normalize)
+    dev_set = SpeechDataset(dev_data, tokenizer, normalize=normalize) if dev_data is not None else None
+    if init_backbone:
+        backbone = load_backbone(init_backbone)
+    else:
+        backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, tokenizer.vocab_size)
+    if cfg.data.spec_augment:
+        attach_spec_augment(backbone)
+    options = {"parts": ["all"], **cfg.method.options, "vocab_size": tokenizer.vocab_size}
+    model = build_tuned_model(backbone, "finetune", options)
+    log(str(model.parameter_report()))
+    result = fit_and_export(model, train_set, dev_set, cfg, resume=resume, log=log)
+    summary = {"stopped": result.stopped, "step": result.step, "best_metric": result.best_metric,
+               "best_step": result.best_step, "metric": cfg.experiment.best_metric, "targets": targets,
+               "data": str(data_dir), "dev": dev_dir, "pseudo_language": str(pseudo_dir) if pseudo_dir else None,
+               "init_backbone": init_backbone, "vocab_size": tokenizer.vocab_size}
+    if result.stopped.startswith("signal") or not is_main:
+        return summary
+    backbone.save_pretrained(out)
+    tokenizer.save(out / "tokenizer")
+    if language is not None:
+        language.save(out / "pseudo_language")
+        shutil.copy(Path(pseudo_dir) / "stats.json", out / "pseudo_language" / "stats.json")
+    summary["fingerprint"] = backbone.fingerprint()
+    (out / "pretrain.json").write_text(json.dumps(summary, indent=1) + "\n")
+    log(f"pretrained backbone: {out} (fingerprint {summary['fingerprint']})")
+    return summary
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
