@@ -1,0 +1,179 @@
+"""Adapt one backbone with several tuning methods and seeds; decode, score and record each run.
+
+The shared adaptation stage of every egs recipe. For each method x seed it runs, in order and
+each step only once (a finished step leaves its output, so a killed sweep resumes where it stopped):
+
+    train   speechprompt train  (config = conf/adapt.yaml + conf/method/<method>.yaml [+ conf/quick.yaml])
+    decode  the test set with the best checkpoint's task artifact
+    score   WER/CER (asr) or SLU-F1 (slu) against the test references
+    record  result.json (speechprompt.report schema): metric, trainable parameters, artifact bytes, wall time
+
+Layout: <exp>/<backbone-name>/<size>/<method>/seed<k>/{train,decode,score,result.json}
+
+Examples:
+  python -m recipes.adapt --backbone exp/wav2seq --backbone-name wav2seq --size 10min \\
+      --train corpora/synth/adapt_10min --dev corpora/synth/dev --test corpora/synth/test \\
+      --conf conf --methods finetune,prompt,lora --seeds 1,2 --exp exp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+TASK_METRIC_FILE = {"asr": "wer.json", "slu": "slu.json"}
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """``extra`` over ``base``, recursively for nested mappings."""
+    out = dict(base)
+    for key, value in (extra or {}).items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
+    """The merged YAML config of one method: common settings, the method's, then quick overrides."""
+    method_file = conf_dir / "method" / f"{method}.yaml"
+    if not method_file.is_file():
+        known = sorted(p.stem for p in (conf_dir / "method").glob("*.yaml"))
+        raise SystemExit(f"adapt: no config for method '{method}' ({method_file}); known: {', '.join(known)}")
+    layers = [conf_dir / "adapt.yaml", method_file]
+    if quick:
+        layers += [conf_dir / "quick.yaml", conf_dir / "method" / f"{method}.quick.yaml"]
+    merged: dict = {}
+    for layer in layers:
+        if layer.is_file():
+            merged = deep_merge(merged, yaml.safe_load(layer.read_text(encoding="utf-8")) or {})
+    return merged
+
+
+def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> Path:
+    """Train, decode, score and record one method x seed; returns the result.json path."""
+    from speechprompt.report import write_result
+
+    result_path = run_dir / "result.json"
+    if result_path.is_file():
+        print(f"[{method} seed {seed}] done already: {result_path}")
+        return result_path
+    train_dir, decode_dir, score_dir = run_dir / "train", run_dir / "decode", run_dir / "score"
+    artifact = train_dir / "artifact"
+
+    wall_file = run_dir / "wall_seconds.json"
+    if not (artifact / "task.json").is_file():
+        seconds = train(args, method, seed, train_dir)
+        wall_file.write_text(json.dumps({"train": seconds}) + "\n")
+    wall_seconds = json.loads(wall_file.read_text())["train"] if wall_file.is_file() else float("nan")
+
+    if not (decode_dir / "decode.json").is_file():
+        decode(args, artifact, decode_dir)
+    if not (score_dir / TASK_METRIC_FILE[args.task]).is_file():
+        score(args, decode_dir, score_dir)
+
+    task_meta = json.loads((artifact / "task.json").read_text(encoding="utf-8"))
+    artifact_bytes = sum(p.stat().st_size for p in artifact.rglob("*") if p.is_file() and "tokenizer" not in p.parts)
+    return write_result(
+        result_path,
+        task=args.task,
+        backbone=args.backbone_name,
+        method=method,
+        data_size=args.size,
+        seed=seed,
+        metrics=score_dir,
+        trainable_params=int(task_meta["trainable_parameters"]),
+        backbone_params=int(task_meta["backbone"]["parameters"]),
+        artifact_bytes=artifact_bytes,
+        wall_seconds=wall_seconds,
+        test_set=Path(args.test).name,
+    )
+
+
+def train(args: argparse.Namespace, method: str, seed: int, train_dir: Path) -> float:
+    from speechprompt.config import load_config
+    from speechprompt.train_cli import train_task
+
+    train_dir.mkdir(parents=True, exist_ok=True)
+    merged = method_config(Path(args.conf), method, args.quick)
+    conf_file = train_dir / "recipe_config.yaml"
+    conf_file.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+    overrides = [
+        f"data.train={args.train}",
+        f"data.dev={args.dev}",
+        f"backbone.path={args.backbone}",
+        f"experiment.dir={train_dir}",
+        f"experiment.seed={seed}",
+        "experiment.progress=false",
+    ]
+    if args.tokenizer:
+        overrides.append(f"data.tokenizer={args.tokenizer}")
+    overrides += args.override
+    cfg = load_config(conf_file, overrides)
+    resume = (train_dir / "checkpoints").is_dir()
+    print(f"[{method} seed {seed}] training -> {train_dir}" + (" (resuming)" if resume else ""), flush=True)
+    start = time.perf_counter()
+    status = train_task(cfg, ["train", "--config", str(conf_file), *overrides], resume=resume)
+    if status != 0:
+        raise SystemExit(f"adapt: training {method} seed {seed} failed (exit {status}); see {train_dir}")
+    return time.perf_counter() - start
+
+
+def decode(args: argparse.Namespace, artifact: Path, decode_dir: Path) -> None:
+    from speechprompt.cli import main as speechprompt
+
+    argv = ["decode", "--backbone", str(args.backbone), "--task", str(artifact), "--data", str(args.test),
+            "--out", str(decode_dir), "--beam", str(args.beam)]
+    status = speechprompt(argv)
+    if status != 0:
+        raise SystemExit(f"adapt: decoding with {artifact} failed (exit {status})")
+
+
+def score(args: argparse.Namespace, decode_dir: Path, score_dir: Path) -> None:
+    from speechprompt.cli import main as speechprompt
+
+    ref = decode_dir / "ref.trn" if args.task == "asr" else Path(args.gold or Path(args.test) / "slurp.jsonl")
+    status = speechprompt(["score", "--task", args.task, "--ref", str(ref), "--hyp", str(decode_dir / "hyp.trn"),
+                         "--out", str(score_dir)])
+    if status != 0:
+        raise SystemExit(f"adapt: scoring {decode_dir} failed (exit {status})")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbone", required=True, help="pretrained backbone folder")
+    p.add_argument("--backbone-name", required=True, help="name of the backbone in the results table")
+    p.add_argument("--tokenizer", help="tokenizer folder (default: a character tokenizer of the training text)")
+    p.add_argument("--size", required=True, help="label of the adaptation data size, e.g. 10min or 1h")
+    p.add_argument("--train", required=True, help="adaptation Kaldi data dir")
+    p.add_argument("--dev", required=True, help="dev Kaldi data dir")
+    p.add_argument("--test", required=True, help="test Kaldi data dir")
+    p.add_argument("--task", choices=sorted(TASK_METRIC_FILE), default="asr")
+    p.add_argument("--gold", help="slu: SLURP JSONL gold annotations of the test set (default <test>/slurp.jsonl)")
+    p.add_argument("--conf", default="conf", help="folder with adapt.yaml, quick.yaml and method/<name>.yaml")
+    p.add_argument("--methods", required=True, help="comma-separated tuning methods")
+    p.add_argument("--seeds", default="1", help="comma- or space-separated seeds")
+    p.add_argument("--beam", type=int, default=1, help="beam size for the test decoding (1: greedy)")
+    p.add_argument("--quick", action="store_true", help="merge conf/quick.yaml (tiny runs for CI)")
+    p.add_argument("--exp", default="exp", help="experiment root")
+    p.add_argument("--override", action="append", default=[], metavar="key=value",
+                   help="extra 'speechprompt train' override for every run (repeatable)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    methods = [m for m in args.methods.replace(",", " ").split() if m]
+    seeds = [int(s) for s in args.seeds.replace(",", " ").split()]
+    for method in methods:
+        for seed in seeds:
+            run_dir = Path(args.exp) / args.backbone_name / args.size / method / f"seed{seed}"
+            run_one(args, method, seed, run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
