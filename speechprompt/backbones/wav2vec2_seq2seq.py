@@ -224,10 +224,11 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
             raise BackboneError(f"batch row {row} has {int(wave_lengths[row])} samples: shorter than the "
                                 "400-sample (25 ms) receptive field of the feature encoder")
         valid = lengths_to_mask(wave_lengths, waveforms.shape[1])
-        waveforms = waveforms.masked_fill(~valid, 0.0)
+        waveforms = waveforms.float().masked_fill(~valid, 0.0)
         if self.options.get("normalize_waveform"):
             waveforms = _zero_mean_unit_var(waveforms, wave_lengths, valid)
         encoder = self.model.encoder
+        waveforms = waveforms.to(encoder.feature_extractor.conv_layers[0].conv.weight.dtype)
         if encoder.config.feat_extract_norm == "group":
             # group norm normalises over time: padding would leak in, so run each utterance alone
             per_utt = [encoder.feature_extractor(waveforms[i:i + 1, : int(n)])[0].transpose(0, 1)

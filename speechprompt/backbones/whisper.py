@@ -125,9 +125,11 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
 
     def log_mel(self, waveform: torch.Tensor) -> torch.Tensor:
         """One utterance (S,) -> (n_mels, S // hop) log-mel, as WhisperFeatureExtractor computes it."""
-        stft = torch.stft(waveform.float(), self.n_fft, self.hop_length, window=self.window, return_complex=True)
+        # always float32: the log of small powers is meaningless in half precision
+        stft = torch.stft(waveform.float(), self.n_fft, self.hop_length, window=self.window.float(),
+                          return_complex=True)
         power = stft[..., :-1].abs() ** 2
-        log_spec = torch.clamp(self.mel_filters.T @ power, min=1e-10).log10()
+        log_spec = torch.clamp(self.mel_filters.float().T @ power, min=1e-10).log10()
         log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
         return (log_spec + 4.0) / 4.0
 

@@ -193,3 +193,19 @@ def test_unknown_family_and_size():
 def test_load_non_backbone_folder(tmp_path):
     with pytest.raises(BackboneError, match="speechprompt_backbone.json"):
         load_backbone(tmp_path)
+
+
+@torch.no_grad()
+def test_bfloat16_weights_run_and_stay_close(backbone):
+    import copy
+
+    half = copy.deepcopy(backbone).to(torch.bfloat16)
+    waves, lengths = _batch()
+    ids = _ids(len(LENGTHS), 3)
+    hidden, mask = half.encode(waves, lengths)  # float32 audio into bf16 weights
+    logits, _ = half.run_decoder(half.embed_tokens(ids), hidden, mask)
+    assert hidden.dtype == logits.dtype == torch.bfloat16
+    ref_hidden, _ = backbone.encode(waves, lengths)
+    ref_logits, _ = backbone.run_decoder(backbone.embed_tokens(ids), ref_hidden, mask)
+    assert torch.isfinite(logits.float()).all()
+    assert (logits.float() - ref_logits).abs().max() < 0.25 * ref_logits.abs().max() + 0.1
