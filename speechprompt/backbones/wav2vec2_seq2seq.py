@@ -22,6 +22,7 @@ utterance on its true length instead.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -95,7 +96,10 @@ class _WavLMLayerView(nn.Module):
         attn = self.bias_source
         bias = attn.compute_bias(frames, frames)  # (1, H, T, T)
         bias = bias.repeat(batch, 1, 1, 1).view(batch * attn.num_heads, frames, frames)
-        return self.layer(hidden, attention_mask=attention_mask, position_bias=bias, index=self.index)[0]
+        with warnings.catch_warnings():
+            # transformers' WavLM attention pairs a bool padding mask with a float bias; torch warns
+            warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
+            return self.layer(hidden, attention_mask=attention_mask, position_bias=bias, index=self.index)[0]
 
 
 class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
