@@ -1,0 +1,151 @@
+"""Decode a Kaldi data dir with a frozen backbone and task artifact(s): batched greedy or beam search.
+
+Each utterance uses the task prompt its ``utt2task`` line names, or the only task loaded. Writes to
+``--out``: ``hyp.trn`` and ``ref.trn`` (sclite: ``words (utt_id)``), ``text`` (Kaldi hypotheses),
+and ``decode.json`` (utterances, audio seconds, wall seconds, real-time factor, settings, failures).
+References are normalised as training targets are (slot markup kept for slot-filling tasks).
+Utterances whose audio cannot be read are listed (id and reason) and counted, the rest decoded;
+the exit status is 1 when any failed.
+
+Examples:
+  speechprompt decode --backbone exp/backbone --task exp/prompt/artifact --data data/test \\
+      --out exp/prompt/decode_test
+  speechprompt decode --backbone exp/backbone --task exp/prompt/artifact --data data/test \\
+      --out exp/prompt/decode_test_beam4 --beam 4 --length-penalty 1.0 --device cuda --dtype bfloat16
+  speechprompt decode --backbone exp/backbone --task asr=exp/asr/artifact --task slu=exp/slu/artifact \\
+      --data data/mixed_test --out exp/mixed/decode      # data/mixed_test/utt2task names asr or slu
+  speechprompt score --task asr --ref exp/prompt/decode_test/ref.trn --hyp exp/prompt/decode_test/hyp.trn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", required=True, type=Path, help="backbone folder (save_pretrained)")
+    parser.add_argument("--task", required=True, action="append", metavar="[NAME=]ARTIFACT_DIR",
+                        help="task artifact; repeat for several (NAME= renames a single-task artifact)")
+    parser.add_argument("--data", required=True, type=Path, help="Kaldi data dir to decode")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--tokenizer", type=Path, help="tokenizer folder, when an artifact carries none")
+    parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy (default)")
+    parser.add_argument("--length-penalty", type=float, default=1.0,
+                        help="beam scores are divided by length ** this (default 1.0)")
+    parser.add_argument("--max-len", type=int, default=200, help="most tokens per utterance (default 200)")
+    parser.add_argument("--max-len-ratio", type=float, default=1.0,
+                        help="most tokens per encoder frame of the utterance (default 1.0)")
+    parser.add_argument("--batch-seconds", type=float, default=60.0,
+                        help="padded audio seconds per batch (default 60)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="bfloat16 decodes under autocast (default float32)")
+    parser.add_argument("--allow-pipes", action="store_true", help="allow 'cmd |' entries in wav.scp")
+
+
+def parse_task_arg(value: str) -> tuple[str | None, Path]:
+    """``NAME=DIR`` or ``DIR`` (a directory may itself contain '=': it wins when it exists)."""
+    if "=" in value and not Path(value).exists():
+        name, _, directory = value.partition("=")
+        if not name:
+            raise ValueError(f"--task {value!r}: empty name before '='; write NAME=ARTIFACT_DIR")
+        return name, Path(directory)
+    return None, Path(value)
+
+
+def items_of(data, slu_tasks: set[str]):
+    """AudioItems of a DataDir (durations from utt2dur/segments when known) and normalised references."""
+    from speechprompt.data.text import normalize_text
+    from speechprompt.inference import AudioItem
+    from speechprompt.score.slu_format import SLU_MARKUP
+
+    items, refs = [], {}
+    for utt in data.utt_ids:
+        task = data.utt2task.get(utt) if data.utt2task else None
+        duration = data.utt2dur.get(utt)
+        if duration is None and data.segments is not None:
+            duration = data.segments[utt].end - data.segments[utt].start
+        items.append(AudioItem(utt, lambda u=utt: data.load_audio(u), task, duration))
+        if utt in data.text:
+            refs[utt] = normalize_text(data.text[utt], keep=SLU_MARKUP if task in slu_tasks else "")
+    return items, refs
+
+
+def write_trn(path: Path, texts: dict[str, str]) -> None:
+    path.write_text("".join(f"{text} ({utt})\n" if text else f"({utt})\n" for utt, text in sorted(texts.items())),
+                    encoding="utf-8")
+
+
+def run(args: argparse.Namespace) -> int:
+    from speechprompt.backbones import BackboneError
+    from speechprompt.data.kaldi_dir import DataDir, DataDirError
+    from speechprompt.inference import Failure, Transcriber, load_backbone
+    from speechprompt.tuning import ArtifactError
+
+    try:
+        data = DataDir.read(args.data, allow_pipes=args.allow_pipes)
+        transcriber = Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
+                                  length_penalty=args.length_penalty, max_len=args.max_len,
+                                  max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds)
+        for value in args.task:
+            name, directory = parse_task_arg(value)
+            transcriber.add_task(name, directory, args.tokenizer)
+    except (ArtifactError, BackboneError, DataDirError, FileNotFoundError, ValueError) as err:
+        print(f"speechprompt decode: {err}", file=sys.stderr)
+        return 2
+    if data.utt2task is None and len(transcriber.tasks) != 1:
+        print(f"speechprompt decode: {args.data} has no utt2task, but {len(transcriber.tasks)} tasks are loaded "
+              f"({transcriber.tasks}); add utt2task or pass one --task", file=sys.stderr)
+        return 2
+    slu_tasks = {t for t, info in transcriber.task_info.items() if info.slu}
+    items, refs = items_of(data, slu_tasks)
+    hyps: dict[str, str] = {}
+    failures: list[Failure] = []
+    audio_seconds = 0.0
+    start = time.perf_counter()
+    for item, outcome in transcriber.transcribe_items(items):
+        if isinstance(outcome, Failure):
+            failures.append(outcome)
+            print(f"speechprompt decode: skipped {outcome.key}: {outcome.reason}", file=sys.stderr)
+            continue
+        hyps[item.key] = outcome.text
+        audio_seconds += outcome.seconds
+    wall = time.perf_counter() - start
+    write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, len(items))
+    rtf = wall / audio_seconds if audio_seconds else float("nan")
+    print(f"decoded {len(hyps)} of {len(items)} utterances ({audio_seconds:.1f} s of audio) in {wall:.1f} s: "
+          f"RTF {rtf:.4f}; results in {args.out}")
+    if failures:
+        print(f"speechprompt decode: {len(failures)} utterance(s) could not be decoded (listed above and in "
+              f"{args.out / 'decode.json'})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, total) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_trn(args.out / "hyp.trn", hyps)
+    # references of the decoded utterances only, so that scoring compares like with like
+    write_trn(args.out / "ref.trn", {u: r for u, r in refs.items() if u in hyps})
+    (args.out / "text").write_text("".join(f"{u} {t}".rstrip() + "\n" for u, t in sorted(hyps.items())),
+                                   encoding="utf-8")
+    summary = {
+        "utterances": total,
+        "decoded": len(hyps),
+        "failed": [{"utt_id": f.key, "reason": f.reason} for f in failures],
+        "without_reference": sorted(set(hyps) - set(refs)),
+        "audio_seconds": round(audio_seconds, 3),
+        "wall_seconds": round(wall, 3),
+        "real_time_factor": round(wall / audio_seconds, 5) if audio_seconds else None,
+        "settings": {
+            "backbone": str(args.backbone), "tasks": {t: str(i.artifact) for t, i in transcriber.task_info.items()},
+            "data": str(args.data), "beam": args.beam, "length_penalty": args.length_penalty,
+            "max_len": args.max_len, "max_len_ratio": args.max_len_ratio, "batch_seconds": args.batch_seconds,
+            "device": args.device, "dtype": args.dtype,
+        },
+    }
+    (args.out / "decode.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,301 @@
+"""Transcribe audio with one frozen backbone and any number of task prompts.
+
+Every task prompt lives on the same frozen backbone: adding a task costs only its artifact
+(a few thousand values), and one batch may mix tasks, each utterance picking its own prompt
+by a gather. Artifacts trained on another backbone are refused (their fingerprint differs).
+
+```python
+import soundfile as sf
+from speechprompt.inference import Transcriber
+
+tr = Transcriber.from_dirs("exp/backbone", {"asr": "exp/prompt_asr/artifact",
+                                             "slu": "exp/prompt_slu/artifact"}, beam=4)
+wave, rate = sf.read("call.wav", dtype="float32")         # 16 kHz mono
+results = tr.transcribe([wave, wave], tasks=["asr", "slu"])
+print(results[0].text)                                    # "wake me up at five am"
+print(results[1].slots)                                   # {"intent": "alarm_set", "slots": [...], ...}
+```
+
+``Result(text, task, slots, seconds, wall_seconds)``: ``slots`` is None for plain ASR tasks; for a
+slot-filling task (``task.json`` has ``"output": "slu"``, or its tokenizer writes the markup of
+:mod:`speechprompt.score.slu_format`) it is ``{"intent", "slots": [{"type", "filler"}],
+"transcript", "format_errors"}``. ``seconds`` is the audio duration, ``wall_seconds`` the
+utterance's share of its batch's decoding time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from speechprompt.backbones import load_backbone as _load_backbone_folder
+from speechprompt.data.audio import TARGET_SAMPLE_RATE, AudioError
+from speechprompt.data.dataset import LengthBucketSampler
+from speechprompt.data.text import Tokenizer, load_tokenizer
+from speechprompt.decode import beam_search, greedy_search
+from speechprompt.score.slu_format import RESERVED, parse
+from speechprompt.tuning import ArtifactError, TunedModel, load_task, read_artifact
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+__all__ = ["ArtifactError", "AudioItem", "Failure", "Result", "Transcriber", "load_backbone", "load_task"]
+
+
+def load_backbone(directory: str | Path, device: str | torch.device = "cpu"):
+    """A saved backbone folder, frozen, in eval mode, on ``device``."""
+    backbone = _load_backbone_folder(directory)
+    backbone.requires_grad_(False)
+    return backbone.eval().to(device)
+
+
+@dataclass
+class Result:
+    text: str
+    task: str
+    slots: dict[str, Any] | None
+    seconds: float  # audio duration
+    wall_seconds: float = 0.0  # this utterance's share of its batch's decoding time
+
+
+@dataclass
+class AudioItem:
+    """One utterance to transcribe: ``load()`` returns (S,) float32 16 kHz samples or raises AudioError."""
+
+    key: str
+    load: Callable[[], np.ndarray]
+    task: str | None = None
+    duration: float | None = None  # seconds, for length bucketing; None = unknown (loaded first)
+
+
+@dataclass
+class Failure:
+    key: str
+    reason: str
+
+
+def is_slu_artifact(meta: dict[str, Any], tokenizer: Tokenizer | None) -> bool:
+    """SLU when task.json says so, else when the tokenizer writes every slot-markup symbol."""
+    if "output" in meta:
+        return meta["output"] == "slu"
+    if tokenizer is None:
+        return False
+    return all(tokenizer.encode(symbol) and tokenizer.unk_id not in tokenizer.encode(symbol) for symbol in RESERVED)
+
+
+def slots_of(text: str) -> dict[str, Any]:
+    parsed = parse(text)
+    ann = parsed.annotation
+    return {
+        "intent": ann.intent,
+        "slots": [{"type": e.type, "filler": e.filler} for e in ann.entities],
+        "transcript": ann.transcript,
+        "format_errors": parsed.errors,
+    }
+
+
+@dataclass
+class _TaskInfo:
+    artifact: Path
+    tokenizer: Tokenizer
+    slu: bool
+    meta: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+class Transcriber:
+    """A frozen backbone + the task prompts loaded on it; batched greedy (beam=1) or beam search.
+
+    ``dtype="bfloat16"`` decodes under autocast; ``batch_seconds`` bounds the padded audio of a batch.
+    """
+
+    def __init__(self, backbone, *, device: str | torch.device = "cpu", dtype: str = "float32", beam: int = 1,
+                 length_penalty: float = 1.0, max_len: int = 200, max_len_ratio: float = 1.0,
+                 batch_seconds: float = 60.0) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+        if beam < 1 or batch_seconds <= 0:
+            raise ValueError(f"beam={beam} must be >= 1 and batch_seconds={batch_seconds} positive")
+        self.device = torch.device(device)
+        self.backbone = backbone.eval().to(self.device)
+        self.dtype, self.beam, self.length_penalty = dtype, beam, length_penalty
+        self.max_len, self.max_len_ratio, self.batch_seconds = max_len, max_len_ratio, batch_seconds
+        self.model: TunedModel | None = None
+        self.task_info: dict[str, _TaskInfo] = {}
+
+    @classmethod
+    def from_dirs(cls, backbone_dir: str | Path, prompts: dict[str, str | Path], **options: Any) -> Transcriber:
+        """Load a backbone folder and the named task artifacts ``{name: artifact_dir}``."""
+        transcriber = cls(load_backbone(backbone_dir), **options)
+        for name, artifact in prompts.items():
+            transcriber.add_task(name, artifact)
+        return transcriber
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.model.task_names) if self.model is not None else []
+
+    # ---------------------------------------------------------------- tasks
+    def add_task(self, name: str | None, artifact_dir: str | Path, tokenizer: str | Path | Tokenizer | None = None) -> list[str]:
+        """Load a task artifact under ``name`` (None: the artifact's own task names); returns the names added.
+
+        The artifact must come from this backbone (same fingerprint) and, after the first, use the
+        same method and vocabulary as the tasks already loaded. ``tokenizer`` (a folder or object)
+        is needed only when the artifact carries no ``tokenizer/``.
+        """
+        directory = Path(artifact_dir)
+        meta, _ = read_artifact(directory)
+        own_names = list(meta.get("tasks") or meta["config"].get("tasks") or ["default"])
+        if name is not None and len(own_names) > 1:
+            raise ArtifactError(f"{directory}: holds {len(own_names)} tasks {own_names}; load it without a name "
+                                "to keep its task names")
+        names = own_names if name is None else [name]
+        clash = [n for n in names if n in self.task_info]
+        if clash:
+            raise ArtifactError(f"{directory}: task name(s) {clash} already loaded ({self.tasks}); choose another name")
+        info = _TaskInfo(directory, self._tokenizer_for(directory, meta, tokenizer), False, meta)
+        info.slu = is_slu_artifact(meta, info.tokenizer)
+        try:
+            if self.model is None:
+                model = load_task(directory, self.backbone)
+                model.task_names = list(names)
+                model.config.tasks = list(names)
+                self.model = model.to(self.device).eval()
+            else:
+                if len(names) > 1:
+                    raise ArtifactError(f"{directory}: holds {len(names)} tasks; only single-task artifacts can join "
+                                        f"the tasks already loaded ({self.tasks})")
+                self.model.add_task(names[0], directory)
+                self.model.to(self.device)
+        except ArtifactError as err:
+            raise ArtifactError(f"cannot add task {names[0]!r}: {err}") from err
+        for task in names:
+            self.task_info[task] = info
+        return names
+
+    @staticmethod
+    def _tokenizer_for(directory: Path, meta: dict[str, Any], tokenizer) -> Tokenizer:
+        if isinstance(tokenizer, Tokenizer):
+            return tokenizer
+        if tokenizer is not None:
+            return load_tokenizer(tokenizer)
+        if meta.get("tokenizer"):
+            return load_tokenizer(directory / meta["tokenizer"])
+        raise ArtifactError(f"{directory}: has no tokenizer/ folder; pass the tokenizer the task was trained with")
+
+    def task_ids(self, tasks: Sequence[str]) -> list[int]:
+        if self.model is None:
+            raise ArtifactError("no task loaded; add one with add_task(name, artifact_dir)")
+        unknown = sorted({t for t in tasks if t not in self.task_info})
+        if unknown:
+            raise KeyError(f"task(s) {unknown} not loaded; loaded tasks: {self.tasks}")
+        return [self.model.task_id(t) for t in tasks]
+
+    def _resolve_tasks(self, tasks: str | Sequence[str] | None, count: int) -> list[str]:
+        if tasks is None:
+            if len(self.tasks) != 1:
+                raise ValueError(f"{len(self.tasks)} tasks are loaded ({self.tasks}); say which with tasks=...")
+            return self.tasks * count
+        if isinstance(tasks, str):
+            return [tasks] * count
+        if len(tasks) != count:
+            raise ValueError(f"{count} waveforms but {len(tasks)} task names; give one per waveform")
+        return list(tasks)
+
+    # ---------------------------------------------------------------- decoding
+    def autocast(self):
+        if self.dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.dtype])
+
+    @torch.inference_mode()
+    def decode_ids(self, waveforms: Sequence[np.ndarray | torch.Tensor], task_ids: Sequence[int]) -> list[list[int]]:
+        """One padded batch: B waveforms (S_i,) + B task ids -> B token id lists (no BOS/EOS)."""
+        lengths = torch.tensor([len(w) for w in waveforms], dtype=torch.long)
+        batch = torch.zeros(len(waveforms), int(lengths.max()), dtype=torch.float32)
+        for row, wave in enumerate(waveforms):
+            batch[row, : lengths[row]] = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+        batch, lengths = batch.to(self.device), lengths.to(self.device)
+        tasks = torch.tensor(list(task_ids), dtype=torch.long, device=self.device)
+        settings = dict(max_len=self.max_len, max_len_ratio=self.max_len_ratio)
+        with self.autocast():
+            if self.beam == 1:
+                return greedy_search(self.model, batch, lengths, tasks, **settings)
+            return beam_search(self.model, batch, lengths, tasks, beam_size=self.beam,
+                               length_penalty=self.length_penalty, **settings)
+
+    def results_of(self, ids: list[list[int]], tasks: Sequence[str], seconds: Sequence[float],
+                   wall: float) -> list[Result]:
+        out = []
+        for tokens, task, secs in zip(ids, tasks, seconds, strict=True):
+            info = self.task_info[task]
+            text = info.tokenizer.decode(tokens)
+            out.append(Result(text, task, slots_of(text) if info.slu else None, secs, wall / len(ids)))
+        return out
+
+    def transcribe(self, waveforms: Sequence[np.ndarray | torch.Tensor], tasks: str | Sequence[str] | None = None,
+                   on_batch: Callable[[int], None] | None = None) -> list[Result]:
+        """waveforms: (S_i,) float 16 kHz mono each; tasks: one name, one per waveform, or None (the only task).
+
+        Results come back in input order; batches group similar lengths (``batch_seconds``) and may
+        mix tasks. ``on_batch(n)`` is called after each batch of n utterances (progress bars).
+        """
+        names = self._resolve_tasks(tasks, len(waveforms))
+        ids = self.task_ids(names)
+        seconds = [len(w) / TARGET_SAMPLE_RATE for w in waveforms]
+        results: list[Result | None] = [None] * len(waveforms)
+        for batch in LengthBucketSampler(seconds, self.batch_seconds, shuffle=False):
+            start = time.perf_counter()
+            tokens = self.decode_ids([waveforms[i] for i in batch], [ids[i] for i in batch])
+            wall = time.perf_counter() - start
+            for i, result in zip(batch, self.results_of(tokens, [names[i] for i in batch],
+                                                        [seconds[i] for i in batch], wall), strict=True):
+                results[i] = result
+            if on_batch is not None:
+                on_batch(len(batch))
+        return results  # type: ignore[return-value]
+
+    def transcribe_items(self, items: Iterable[AudioItem], default_task: str | None = None,
+                         on_batch: Callable[[int], None] | None = None) -> Iterator[tuple[AudioItem, Result | Failure]]:
+        """Stream (item, Result or Failure) pairs for audio loaded lazily, one length bucket at a time.
+
+        Audio that cannot be read (``AudioError``) becomes a ``Failure`` with the reason; the other
+        utterances of its batch are still decoded. Items without a duration are loaded to measure it.
+        """
+        items = list(items)
+        known, loaded = [], {}
+        for item in items:
+            item.task = item.task or default_task or (self.tasks[0] if len(self.tasks) == 1 else None)
+            if item.task not in self.task_info:
+                yield item, Failure(item.key, f"task {item.task!r} is not loaded; loaded tasks: {self.tasks}")
+                if on_batch is not None:
+                    on_batch(1)
+                continue
+            if item.duration is None:
+                try:
+                    loaded[item.key] = item.load()
+                except AudioError as err:
+                    yield item, Failure(item.key, str(err))
+                    if on_batch is not None:
+                        on_batch(1)
+                    continue
+                item.duration = len(loaded[item.key]) / TARGET_SAMPLE_RATE
+            known.append(item)
+        for batch in LengthBucketSampler([it.duration for it in known], self.batch_seconds, shuffle=False):
+            good, waves = [], []
+            for index in batch:
+                item = known[index]
+                try:
+                    waves.append(loaded.pop(item.key) if item.key in loaded else item.load())
+                    good.append(item)
+                except AudioError as err:
+                    yield item, Failure(item.key, str(err))
+            if good:
+                yield from zip(good, self.transcribe(waves, [it.task for it in good]), strict=True)
+            if on_batch is not None:
+                on_batch(len(batch))
