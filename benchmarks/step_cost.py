@@ -1,0 +1,163 @@
+"""Cost of one training step for every tuning method on the same backbone and batch.
+
+For each method: trainable parameters, artifact size on disk, training-step time (forward,
+backward, AdamW update; median of ``--steps`` rounds after a warm-up step, the methods interleaved
+within each round) and peak memory of two training steps above the loaded model, measured in a
+fresh process per method (RSS on CPU, allocator peak on CUDA; the baseline is taken after one
+no-grad forward, so it covers gradients, optimiser state and saved activations). Each figure is also given as a ratio to full fine-tuning. Prints a markdown table.
+
+    python benchmarks/step_cost.py                              # wav2vec2 small, batch 4 x 4 s
+    python benchmarks/step_cost.py --family whisper --size small --steps 5
+    python benchmarks/step_cost.py --methods prompt lora finetune --batch-size 8 --output docs/step_cost.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import psutil
+import torch
+
+from speechprompt.backbones import build_backbone
+from speechprompt.tuning import METHODS, build_tuned_model
+
+
+def make_batch(args: argparse.Namespace, vocab_size: int, device: str) -> SimpleNamespace:
+    """batch_size utterances of 0.75..1 x seconds of noise, targets of target_len tokens + EOS."""
+    generator = torch.Generator().manual_seed(0)
+    longest = int(args.seconds * 16000)
+    lengths = [int(longest * (1 - 0.25 * i / max(1, args.batch_size - 1))) for i in range(args.batch_size)]
+    waves = torch.randn(args.batch_size, longest, generator=generator) * 0.1
+    for row, n in enumerate(lengths):
+        waves[row, n:] = 0.0
+    targets = torch.randint(4, vocab_size, (args.batch_size, args.target_len + 1), generator=generator)
+    targets[:, -1] = 2
+    return SimpleNamespace(
+        waveforms=waves.to(device),
+        wave_lengths=torch.tensor(lengths, device=device),
+        targets=targets.to(device),
+        task_ids=torch.zeros(args.batch_size, dtype=torch.long, device=device),
+    )
+
+
+def build(method: str, args: argparse.Namespace):
+    """The same random backbone (seeded) wrapped with ``method``'s default config, and its optimiser."""
+    torch.manual_seed(0)
+    backbone = build_backbone(args.family, args.size, vocab_size=args.vocab_size)
+    model = build_tuned_model(backbone, method, {}).to(args.device).train()
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    return model, optimiser
+
+
+def train_step(model, optimiser, batch, args: argparse.Namespace) -> float:
+    """One forward/backward/AdamW step; returns its wall time in seconds."""
+    start = time.perf_counter()
+    optimiser.zero_grad(set_to_none=True)
+    with torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16):
+        loss = model(batch).loss
+    loss.backward()
+    optimiser.step()
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def measure_memory(method: str, args: argparse.Namespace) -> dict[str, float]:
+    """Runs in its own process: peak training memory above the loaded model, artifact size, counts."""
+    torch.set_num_threads(args.threads)
+    model, optimiser = build(method, args)
+    batch = make_batch(args, args.vocab_size, args.device)
+    cuda = args.device.startswith("cuda")
+    with torch.no_grad():  # load kernels and libraries first, so the baseline holds them
+        model(batch)
+    rss_before = psutil.Process().memory_info().rss
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        allocated_before = torch.cuda.memory_allocated()
+    for _ in range(2):  # the second step holds the optimiser state from the first
+        train_step(model, optimiser, batch, args)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() - allocated_before
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before  # ru_maxrss: KiB on Linux
+    with tempfile.TemporaryDirectory() as directory:
+        model.save_artifact(directory)
+        artifact = sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file())
+    report = model.parameter_report()
+    return {"trainable": report.trainable, "share": report.share, "artifact": artifact, "memory": max(peak, 0)}
+
+
+def measure_times(args: argparse.Namespace) -> dict[str, float]:
+    """Median step time per method, the methods interleaved round by round so that load on the
+    machine drifting over time affects them all alike."""
+    torch.set_num_threads(args.threads)
+    batch = make_batch(args, args.vocab_size, args.device)
+    runs = {method: build(method, args) for method in args.methods}
+    times: dict[str, list[float]] = {method: [] for method in args.methods}
+    for method, (model, optimiser) in runs.items():  # warm-up: lazy allocations, optimiser state
+        train_step(model, optimiser, batch, args)
+    for _ in range(args.steps):
+        for method, (model, optimiser) in runs.items():
+            times[method].append(train_step(model, optimiser, batch, args))
+    return {method: statistics.median(values) for method, values in times.items()}
+
+
+def markdown(results: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
+    ref = results.get("finetune")
+    ratio = lambda key, value: f" ({value / ref[key]:.3g}x)" if ref and ref[key] else ""  # noqa: E731
+    lines = [
+        f"Backbone {args.family} {args.size}, batch {args.batch_size} x {args.seconds:g} s, "
+        f"{args.target_len} target tokens, {args.device}{' bf16' if args.bf16 else ''}, "
+        f"{args.threads} thread(s), median of {args.steps} steps; ratios to full fine-tuning.",
+        "",
+        "| method | trainable params | % of backbone | artifact bytes | step time (s) | peak memory (MiB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for method, r in results.items():
+        lines.append(
+            f"| {method} | {r['trainable']:,}{ratio('trainable', r['trainable'])} | {100 * r['share']:.3f} | "
+            f"{r['artifact']:,}{ratio('artifact', r['artifact'])} | {r['step']:.3f}{ratio('step', r['step'])} | "
+            f"{r['memory'] / 2**20:.1f}{ratio('memory', r['memory'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", default="wav2vec2", help="backbone family (wav2vec2, hubert, wavlm, whisper)")
+    parser.add_argument("--size", default="small", help="backbone size (tiny, small, base)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--vocab-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=4.0, help="longest utterance of the batch")
+    parser.add_argument("--target-len", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (parameters stay float32)")
+    parser.add_argument("--output", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+
+    results: dict[str, dict[str, float]] = {}
+    context = multiprocessing.get_context("spawn")
+    for method in args.methods:  # one fresh process per method: peak RSS is per process
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            results[method] = pool.submit(measure_memory, method, args).result()
+    for method, seconds in measure_times(args).items():
+        results[method]["step"] = seconds
+    table = markdown(results, args)
+    print(table)
+    if args.output:
+        args.output.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
