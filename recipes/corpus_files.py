@@ -53,6 +53,8 @@ def write_data_dir(path: str | Path, utterances: list[Utterance],
                    extra_tables: dict[str, dict[str, str]] | None = None) -> DataDir:
     """Write ``wav.scp`` (absolute FLAC paths), ``text``, ``utt2spk``, ``spk2utt``, ``utt2dur``
     and any ``extra_tables`` (e.g. ``utt2intent``), all C-locale sorted."""
+    if not utterances:
+        raise RecipeError(f"{path}: no utterances for this set — the source holds too little audio for the split")
     seen: set[str] = set()
     for utt in utterances:
         check_id(utt.utt_id, "utterance id")

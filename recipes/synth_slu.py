@@ -89,7 +89,7 @@ def generate(set_name: str, count: int, seed: int, taken: set[str]) -> list[dict
         taken.add(sentence)
         scenario, _, action = intent.partition("_")
         out.append({"sentence": sentence, "sentence_annotation": annotation, "intent": intent, "scenario": scenario,
-                    "action": action, "template": template,
+                    "action": action, "template": core,
                     "tokens": [{"surface": t, "id": i} for i, t in enumerate(tokens)], "entities": entities})
     return out
 
