@@ -49,11 +49,12 @@ def split_texts(sentences: list[str], scale: float, seed: int) -> dict[str, list
     random.Random(f"{seed}:texts").shuffle(order)
     splits, position = {}, 0
     for name, seconds in SET_SECONDS.items():
-        budget, chosen = seconds * scale, []
-        while position < len(order) and (not chosen or sum(map(estimated_seconds, chosen)) < budget):
+        budget, chosen, total = seconds * scale, [], 0.0
+        while position < len(order) and (not chosen or total < budget):
             chosen.append(order[position])
+            total += estimated_seconds(order[position])
             position += 1
-        if sum(map(estimated_seconds, chosen)) < budget:
+        if total < budget:
             raise corpus_files.RecipeError(
                 f"only {len(sentences)} usable sentences: not enough text for set {name!r} at scale {scale}")
         splits[name] = chosen
