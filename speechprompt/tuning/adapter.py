@@ -54,7 +54,9 @@ class Bottleneck(nn.Module):
             self.up.bias.zero_()
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + self.up(F.gelu(self.down(hidden)))
+        # computed in the adapter's dtype (float32 when the frozen backbone runs in bf16/fp16)
+        inner = self.up(F.gelu(self.down(hidden.to(self.down.weight.dtype))))
+        return hidden + inner.to(hidden.dtype)
 
 
 def find_submodule(layer: nn.Module, candidates: list[str], what: str, where: str) -> nn.Module:

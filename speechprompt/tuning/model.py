@@ -95,6 +95,8 @@ class TunedModel(nn.Module):
     # ---- the model ----
     def encode(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor, task_ids: torch.Tensor) -> EncoderOutput:
         """waveforms (B,S) float, wave_lengths (B,) long, task_ids (B,) long -> EncoderOutput."""
+        if len(task_ids) and not 0 <= int(task_ids.min()) <= int(task_ids.max()) < len(self.task_names):
+            raise ValueError(f"task ids {task_ids.tolist()} out of range: this model holds tasks {self.task_names}")
         features, mask = self.backbone.embed_audio(waveforms, wave_lengths)
         features, mask = self.method.extend_encoder_input(features, mask, task_ids)
         with self.method.task_scope(task_ids):

@@ -64,6 +64,12 @@ def make_batch(task_ids=(0, 1, 1), lengths=(8000, 5600, 7000), seed=1, vocab=BAS
     )
 
 
+def batch_for(case: str, **kwargs):
+    """A 3-utterance batch; mixed tasks (0, 1, 1) when the method holds two tasks."""
+    multi = METHODS[method_of(case)][1].supports_tasks
+    return make_batch(task_ids=(0, 1, 1) if multi else (0, 0, 0), **kwargs)
+
+
 def take(batch, rows):
     rows = list(rows)
     longest = int(batch.wave_lengths[rows].max())
@@ -99,7 +105,7 @@ def test_training_changes_only_the_method(pristine, family, case):
         expected_backbone |= {f"backbone.{n}" for n, p in backbone.named_parameters() if id(p) in decoder_ids}
     assert {n for n in trainable if n.startswith("backbone.")} == expected_backbone
 
-    train_steps(model, make_batch())
+    train_steps(model, batch_for(case))
     for name, param in backbone.named_parameters():
         if f"backbone.{name}" not in trainable:
             assert torch.equal(param, before[name]), f"frozen backbone weight {name} changed"
@@ -115,7 +121,7 @@ def test_training_changes_only_the_method(pristine, family, case):
 @pytest.mark.parametrize("case", CASES)
 def test_alone_equals_in_padded_batch(pristine, family, case):
     model = build_tuned_model(copy.deepcopy(pristine[family]), config_for(case)).eval()
-    batch = make_batch()
+    batch = batch_for(case)
     with torch.no_grad():
         together = model(batch).logits
         for row in range(3):
@@ -127,7 +133,7 @@ def test_alone_equals_in_padded_batch(pristine, family, case):
 @pytest.mark.parametrize("case", CASES)
 def test_save_load_gives_identical_logits(pristine, family, case, tmp_path):
     model = build_tuned_model(copy.deepcopy(pristine[family]), config_for(case))
-    batch = make_batch()
+    batch = batch_for(case)
     train_steps(model, batch, steps=1)
     with torch.no_grad():
         expected = model(batch).logits
@@ -255,7 +261,7 @@ def test_artifact_copies_tokenizer_files(pristine, tmp_path):
 def test_bf16_autocast_keeps_parameters_float32(pristine, case):
     model = build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), config_for(case)).train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model(make_batch()).loss
+        loss = model(batch_for(case)).loss
     loss.backward()
     assert torch.isfinite(loss)
     for name, param in model.named_parameters():
@@ -323,3 +329,21 @@ def test_config_errors_name_missing_modules(pristine):
         build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "finetune", {"parts": ["nothing"]})
     with pytest.raises(ValueError, match="layer 7 does not exist"):
         build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "adapter", {"encoder_layers": [7]})
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if method_of(c) not in ("finetune",) and "vocab" not in c])
+def test_float32_method_on_bf16_backbone(pristine, case):
+    """The frozen backbone may be stored in bf16; the method's parameters stay float32 and still train."""
+    backbone = copy.deepcopy(pristine["whisper"]).to(torch.bfloat16)
+    model = build_tuned_model(backbone, config_for(case)).train()
+    loss = model(batch_for(case)).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    trained = [p for p in model.method.parameters() if p.requires_grad]
+    assert trained and all(p.dtype == torch.float32 and p.grad is not None for p in trained)
+
+
+def test_task_ids_out_of_range_are_reported(pristine):
+    model = build_tuned_model(copy.deepcopy(pristine["whisper"]), "prompt", {"num_prompts": 2, "tasks": ["a", "b"]})
+    with pytest.raises(ValueError, match="out of range"):
+        model(make_batch(task_ids=(0, 2, 1)))
