@@ -129,7 +129,7 @@ def build(out_root: str | Path = "corpora", *, quick: bool = False, seed: int = 
     game = debian_packages.unpacked_packages(PACKAGES, Path(out_root) / "_debian") / GAME
     dialogues = read_dialogues(game / "script")
     by_id = defaultdict(list)
-    for (level, dialog_id), value in dialogues.items():
+    for (_level, dialog_id), value in dialogues.items():
         by_id[dialog_id].append(value)
     report: Counter = Counter()
     sounds = sorted((game / "sound").glob("*/cs/*.ogg"))

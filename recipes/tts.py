@@ -22,7 +22,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import soundfile as sf
@@ -108,7 +108,7 @@ class SynthResult:
     sha256: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def engine_version(engine: str) -> str:
     """The engine's own version line, recorded in every manifest entry."""
     require_engine(engine)
