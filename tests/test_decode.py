@@ -17,7 +17,11 @@ METHOD_SETTINGS = {
     "prompt": {"num_prompts": 3},
     "decoder_prompt": {"num_prompts": 2},
     "deep_prompt": {"num_prompts": 2, "encoder": True, "decoder": True},
+    "ulpt": {"num_prompts": 3, "rank": 2},
+    "mept": {"num_experts": 3, "expert_len": 2, "top_k": 2},
     "lora": {"rank": 2},
+    "adapter": {"bottleneck": 4, "decoder_layers": None},
+    "finetune": {"parts": ["decoder_layers"]},
 }
 
 
@@ -36,10 +40,10 @@ def sharpened_backbone(family: str):
 def model(request):
     family, method = request.param
     tuned = build_tuned_model(sharpened_backbone(family), method, dict(METHOD_SETTINGS[method], seed=3))
-    if method == "lora":  # B starts at zero: give the update something to do
-        with torch.no_grad():
-            for update in tuned.method.updates.values():
-                update.up.normal_(0.0, 0.5)
+    with torch.no_grad():  # LoRA and adapters start as the identity: give them something to do
+        for name, param in tuned.method.named_parameters():
+            if name.endswith("up") or name.endswith("up.weight"):
+                param.normal_(0.0, 0.5)
     return tuned.eval()
 
 
