@@ -16,7 +16,7 @@ print(results[0].text)                                    # "wake me up at five 
 print(results[1].slots)                                   # {"intent": "alarm_set", "slots": [...], ...}
 ```
 
-``Result(text, task, slots, seconds, wall_seconds)``: ``slots`` is None for plain ASR tasks; for a
+``Result(text, task, slots, seconds, wall_seconds, num_tokens)``: ``slots`` is None for plain ASR tasks; for a
 slot-filling task (``task.json`` has ``"output": "slu"``, or its tokenizer writes the markup of
 :mod:`speechprompt.score.slu_format`) it is ``{"intent", "slots": [{"type", "filler"}],
 "transcript", "format_errors"}``. ``seconds`` is the audio duration, ``wall_seconds`` the
@@ -62,6 +62,7 @@ class Result:
     slots: dict[str, Any] | None
     seconds: float  # audio duration
     wall_seconds: float = 0.0  # this utterance's share of its batch's decoding time
+    num_tokens: int = 0  # tokens generated (EOS excluded)
 
 
 @dataclass
@@ -235,7 +236,7 @@ class Transcriber:
         for tokens, task, secs in zip(ids, tasks, seconds, strict=True):
             info = self.task_info[task]
             text = info.tokenizer.decode(tokens)
-            out.append(Result(text, task, slots_of(text) if info.slu else None, secs, wall / len(ids)))
+            out.append(Result(text, task, slots_of(text) if info.slu else None, secs, wall / len(ids), len(tokens)))
         return out
 
     def transcribe(self, waveforms: Sequence[np.ndarray | torch.Tensor], tasks: str | Sequence[str] | None = None,
