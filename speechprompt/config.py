@@ -121,6 +121,9 @@ class ExperimentConfig:
     best_metric: Literal["dev_loss", "dev_wer"] = field(default="dev_loss", metadata=_help("what picks the best model"))
     early_stop_patience: int = field(default=0, metadata=_help("stop after this many evaluations without gain (0: off)"))
     progress: bool = field(default=True, metadata=_help("show a tqdm progress bar"))
+    ddp_find_unused: bool = field(
+        default=False, metadata=_help("DDP: allow parameters unused in a step (needed by mixtures such as mept)")
+    )
 
     def __post_init__(self):
         for name in ("log_every",):

@@ -54,14 +54,13 @@ class DistributedContext:
             dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
         return cls(rank, world_size, dev)
 
-    def wrap(self, model: nn.Module) -> nn.Module:
+    def wrap(self, model: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
         if not self.active:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        # Some methods (mixtures of prompts) leave parameters unused in a step.
-        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
     def no_sync(self, model: nn.Module):
         return model.no_sync() if self.active else nullcontext()

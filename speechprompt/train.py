@@ -193,7 +193,7 @@ def train(
         [p for _, p in params], lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps,
         weight_decay=opt_cfg.weight_decay,
     )
-    ddp_model = dctx.wrap(model)
+    ddp_model = dctx.wrap(model, exp.ddp_find_unused)
 
     # ---- resume -------------------------------------------------------------------------
     step, epoch, position = 0, 0, 0  # position: micro-batches of this rank already used in `epoch`
@@ -242,7 +242,9 @@ def train(
         return _loader(dev_set, mine, collate_fn, config.data.num_workers)
 
     def evaluate() -> dict:
-        record = {"step": step, "dev_loss": evaluate_loss(ddp_model, dev_batches(), device, opt_cfg.precision, dctx)}
+        # the plain model, not the DDP wrapper: ranks may hold different numbers of dev batches, and
+        # DDP's forward would wait for the others (buffer broadcast)
+        record = {"step": step, "dev_loss": evaluate_loss(model, dev_batches(), device, opt_cfg.precision, dctx)}
         if wer_fn is not None:
             wer = None
             if dctx.is_main:
@@ -266,7 +268,8 @@ def train(
             order = epoch_batches(batch_sampler, epoch, dctx.rank, dctx.world_size, accum)
             if dctx.is_main and position == 0 and order.dropped:
                 log(f"epoch {epoch}: {order.dropped} batch(es) left out so every process gets whole steps")
-            loader = _loader(train_set, order.batches[position:], collate_fn, config.data.num_workers)
+            loader = _loader(train_set, order.batches[position:], collate_fn, config.data.num_workers,
+                             seed=exp.seed * 100_003 + epoch)
             micro = []
             for batch in loader:
                 micro.append(batch)
@@ -362,12 +365,13 @@ def load_best(model: nn.Module, exp_dir: str | Path) -> dict:
     return state
 
 
-def _loader(dataset, batches: Sequence[Sequence[int]], collate_fn, num_workers: int):
+def _loader(dataset, batches: Sequence[Sequence[int]], collate_fn, num_workers: int, seed: int = 0):
     # A private generator: creating a DataLoader iterator must not draw from the global RNG,
     # or a resumed run would see different dropout / SpecAugment masks than an uninterrupted one.
+    # (With num_workers > 0, random per-item transforms in workers are not replayed exactly on resume.)
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=list(batches), collate_fn=collate_fn, num_workers=num_workers,
-        generator=torch.Generator().manual_seed(0),
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

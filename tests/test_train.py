@@ -54,9 +54,18 @@ COMMON = ["optim.max_steps=12", "experiment.save_every=2", "experiment.eval_ever
           "method.options.dropout=0.2", "experiment.keep_last=3"]
 
 
+def _in_process(exp, overrides):
+    """Run the toy trainer here, single-threaded like the subprocesses (same float reductions)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return toy.run(str(exp), overrides)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
-    full = _run_toy(tmp_path / "full", *COMMON)
-    assert full.returncode == 0, full.stderr
+    _in_process(tmp_path / "full", COMMON)
 
     exp = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, str(TOY), str(exp), *COMMON], env=_env(TOY_STEP_SLEEP="0.15"),
@@ -80,8 +89,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
 
 def test_two_process_ddp_matches_one_process_with_same_global_batch(tmp_path):
     base = ["optim.max_steps=6", "experiment.save_every=0", "experiment.eval_every=3"]
-    one = _run_toy(tmp_path / "one", *base, "optim.grad_accum=2")
-    assert one.returncode == 0, one.stderr
+    _in_process(tmp_path / "one", [*base, "optim.grad_accum=2"])
     launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
     two = _run_toy(tmp_path / "two", *base, "optim.grad_accum=1", launcher=launcher, timeout=180)
     assert two.returncode == 0, two.stderr[-3000:]
@@ -179,3 +187,39 @@ def test_optimizer_state_round_trips_without_pickle(tmp_path):
     for a, b in zip(opt.state.values(), fresh.state.values(), strict=True):
         assert torch.equal(a["exp_avg_sq"], b["exp_avg_sq"]) and float(a["step"]) == float(b["step"])
     assert state["step"] == 1 and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_bf16_autocast_keeps_trained_parameters_fp32(tmp_path):
+    model, result = toy.run(str(tmp_path / "bf16"), ["optim.max_steps=3", "optim.precision=bf16",
+                                                     "experiment.save_every=0", "experiment.eval_every=3"])
+    assert result.step == 3
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    losses = _losses(tmp_path / "bf16")
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_keep_last_prunes_old_checkpoints(tmp_path):
+    toy.run(str(tmp_path / "exp"), ["optim.max_steps=10", "experiment.save_every=2", "experiment.keep_last=2",
+                                    "experiment.eval_every=5"])
+    names = [p.name for p in ckpt.list_checkpoints(tmp_path / "exp" / "checkpoints")]
+    assert names == ["step-00000008", "step-00000010"]
+    best = ckpt.verify_checkpoint(tmp_path / "exp" / "checkpoints" / "best")
+    assert best["kind"] == "best" and best["step"] in (5, 10)
+
+
+def test_spec_augment_masks_encoder_features_only_in_training():
+    from speechprompt.backbones import build_backbone
+    from speechprompt.train_cli import attach_spec_augment
+
+    torch.manual_seed(0)
+    backbone = build_backbone("wav2vec2", "tiny", vocab_size=10)
+    waves, lengths = torch.randn(2, 16000), torch.tensor([16000, 12000])
+    backbone.eval()
+    clean, _ = backbone.embed_audio(waves, lengths)
+    attach_spec_augment(backbone)
+    same, _ = backbone.embed_audio(waves, lengths)
+    assert torch.equal(clean, same)
+    backbone.train()
+    backbone.model.encoder.config.mask_time_prob = 0.0  # only our masks
+    masked, mask = backbone.embed_audio(waves, lengths)
+    assert masked.shape == clean.shape and not torch.allclose(masked, clean)

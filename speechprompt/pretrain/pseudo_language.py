@@ -55,9 +55,12 @@ def fit_kmeans(features: Iterable[np.ndarray], clusters: int, max_frames: int = 
         frames = frames[keep]
     if frames.shape[0] < clusters:
         raise ValueError(f"only {frames.shape[0]} frames for {clusters} clusters: use fewer clusters or more audio")
+    # batches of ~1/10 of the sample (1k-10k frames): enough steps per pass on small corpora, HuBERT's
+    # 10k on large ones; stop after 10 batches without improvement of the smoothed inertia.
     km = MiniBatchKMeans(
-        n_clusters=clusters, init="k-means++", n_init=3, max_iter=100, batch_size=min(10_000, frames.shape[0]),
-        random_state=seed, reassignment_ratio=0.0, max_no_improvement=100, compute_labels=False,
+        n_clusters=clusters, init="k-means++", n_init=3, max_iter=100,
+        batch_size=min(10_000, max(1024, frames.shape[0] // 10)), random_state=seed, reassignment_ratio=0.0,
+        max_no_improvement=10, compute_labels=False,
     )
     km.fit(frames.astype(np.float32))
     return km.cluster_centers_.astype(np.float32)
