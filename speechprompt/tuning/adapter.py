@@ -8,6 +8,7 @@ so training starts from the backbone's function. Per adapter: 2*D*m + m + D para
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -89,4 +90,5 @@ class Adapter(TuningMethod):
 
     def attach(self, backbone: nn.Module) -> None:
         for key, target in self._targets.items():
-            self.add_hook(target.register_forward_hook(replace_output_hook(self.adapters[key])))
+            # a partial (not a closure) so that copy.deepcopy of the model re-targets the hook
+            self.add_hook(target.register_forward_hook(functools.partial(replace_output_hook, self.adapters[key])))

@@ -134,40 +134,36 @@ def backbone_dims(backbone: nn.Module) -> tuple[int, int]:
     return int(enc), int(dec)
 
 
-def replace_hidden_pre_hook(
-    replacement: Callable[[torch.Tensor], torch.Tensor | None],
-) -> Callable:
-    """A forward pre-hook (with_kwargs=True) that passes a layer's hidden states through ``replacement``.
+def replace_hidden_pre_hook(replacement: Callable[[torch.Tensor], torch.Tensor | None], module: nn.Module,
+                            args: tuple, kwargs: dict):
+    """Forward pre-hook (with_kwargs=True) passing a layer's hidden states through ``replacement``.
 
-    The hidden states are the first positional argument or the ``hidden_states`` keyword, as in
-    every transformers layer; ``replacement`` returning None leaves the call unchanged.
+    Register ``functools.partial(replace_hidden_pre_hook, bound_method)``: partials of bound methods
+    survive ``copy.deepcopy`` of the model (closures would keep pointing at the original). The
+    hidden states are the first positional argument or the ``hidden_states`` keyword, as in every
+    transformers layer; ``replacement`` returning None leaves the call unchanged.
     """
-
-    def hook(module: nn.Module, args: tuple, kwargs: dict):
-        positional = len(args) > 0
-        hidden = args[0] if positional else kwargs.get("hidden_states")
-        if hidden is None:
-            raise TypeError(f"{type(module).__name__}: no hidden states found (first argument or 'hidden_states')")
-        new = replacement(hidden)
-        if new is None:
-            return None
-        if positional:
-            return (new, *args[1:]), kwargs
-        kwargs["hidden_states"] = new
-        return args, kwargs
-
-    return hook
+    positional = len(args) > 0
+    hidden = args[0] if positional else kwargs.get("hidden_states")
+    if hidden is None:
+        raise TypeError(f"{type(module).__name__}: no hidden states found (first argument or 'hidden_states')")
+    new = replacement(hidden)
+    if new is None:
+        return None
+    if positional:
+        return (new, *args[1:]), kwargs
+    kwargs["hidden_states"] = new
+    return args, kwargs
 
 
-def replace_output_hook(change: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
-    """A forward hook that changes a module's output tensor (the first element when it is a tuple)."""
+def replace_output_hook(change: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, args: tuple, output):
+    """Forward hook changing a module's output tensor (the first element when it is a tuple).
 
-    def hook(module: nn.Module, args: tuple, output):
-        if isinstance(output, tuple):
-            return (change(output[0]), *output[1:])
-        return change(output)
-
-    return hook
+    Register ``functools.partial(replace_output_hook, bound_method_or_module)``.
+    """
+    if isinstance(output, tuple):
+        return (change(output[0]), *output[1:])
+    return change(output)
 
 
 def select_layers(layers: nn.ModuleList, chosen: list[int] | None, what: str, method: str) -> list[int]:

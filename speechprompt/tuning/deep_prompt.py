@@ -14,6 +14,7 @@ holds only the final tables: encoder_prompts (T, N_enc, P, D), decoder_prompts (
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -72,31 +73,29 @@ class DeepPromptTuning(TuningMethod):
 
     def __init__(self, config: DeepPromptConfig, backbone: nn.Module) -> None:
         super().__init__(config, backbone)
-        self.sides = {}
         if config.encoder:
             self.encoder_prompts = PromptTable(self, len(backbone.encoder_layers), self.encoder_dim, config)
-            self.sides["encoder"] = self.encoder_prompts
         if config.decoder:
             self.decoder_prompts = PromptTable(self, len(backbone.decoder_layers), self.decoder_dim, config)
-            self.sides["decoder"] = self.decoder_prompts
+
+    @property
+    def sides(self) -> dict[str, PromptTable]:
+        """{"encoder": table, "decoder": table} for the sides that are prompted."""
+        return {side: getattr(self, f"{side}_prompts") for side in ("encoder", "decoder") if getattr(self.config, side)}
 
     def attach(self, backbone: nn.Module) -> None:
-        for side, table in self.sides.items():
+        for side in self.sides:
             for index, layer in enumerate(getattr(backbone, f"{side}_layers")):
-                hook = replace_hidden_pre_hook(self._replacement(side, table, index))
+                hook = functools.partial(replace_hidden_pre_hook, functools.partial(self._replace, side, index))
                 self.add_hook(layer.register_forward_pre_hook(hook, with_kwargs=True))
 
-    def _replacement(self, side: str, table: PromptTable, index: int):
-        count = self.config.num_prompts
-
-        def replace(hidden: torch.Tensor) -> torch.Tensor | None:
-            active = self._task_ids is not None and (side == "encoder" or self._decoder_prompt_present)
-            if not active:
-                return None
-            prompt = table()[self._task_ids, index].to(hidden.dtype)  # (B, P, D)
-            return torch.cat([prompt, hidden[:, count:]], dim=1)
-
-        return replace
+    def _replace(self, side: str, index: int, hidden: torch.Tensor) -> torch.Tensor | None:
+        """hidden (B, P+T, D) -> the same with positions :P set to layer ``index``'s prompts."""
+        active = self._task_ids is not None and (side == "encoder" or self._decoder_prompt_present)
+        if not active:
+            return None
+        prompt = self.sides[side]()[self._task_ids, index].to(hidden.dtype)  # (B, P, D)
+        return torch.cat([prompt, hidden[:, self.config.num_prompts :]], dim=1)
 
     def extend_encoder_input(self, features, mask, task_ids):
         if not self.config.encoder:

@@ -8,6 +8,7 @@ state dict and fingerprint unchanged. Trainable count: sum over targets of r * (
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -94,6 +95,8 @@ class LoRA(TuningMethod):
 
     def attach(self, backbone: nn.Module) -> None:
         for key, linear in self._targets.items():
-            update = self.updates[key]
-            hook = lambda module, args, output, update=update: output + update(args[0])  # noqa: E731
-            self.add_hook(linear.register_forward_hook(hook))
+            # a partial of a bound method (not a closure) so that copy.deepcopy re-targets it
+            self.add_hook(linear.register_forward_hook(functools.partial(self._add_update, key)))
+
+    def _add_update(self, key: str, module: nn.Linear, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        return output + self.updates[key](args[0])

@@ -347,3 +347,18 @@ def test_task_ids_out_of_range_are_reported(pristine):
     model = build_tuned_model(copy.deepcopy(pristine["whisper"]), "prompt", {"num_prompts": 2, "tasks": ["a", "b"]})
     with pytest.raises(ValueError, match="out of range"):
         model(make_batch(task_ids=(0, 2, 1)))
+
+
+@pytest.mark.parametrize("case", ["deep_prompt", "lora", "adapter"])
+def test_deepcopy_gives_an_independent_model(pristine, case):
+    """Hooks follow the copy (e.g. for an EMA model): changing the copy leaves the original alone."""
+    model = build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), config_for(case)).eval()
+    batch = batch_for(case)
+    with torch.no_grad():
+        before = model(batch).logits
+        twin = copy.deepcopy(model)
+        assert torch.equal(twin(batch).logits, before)
+        for param in twin.method.parameters():
+            param.add_(0.5)
+        assert torch.equal(model(batch).logits, before)
+        assert not torch.allclose(twin(batch).logits, before)
