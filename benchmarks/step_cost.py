@@ -102,7 +102,7 @@ def measure_times(args: argparse.Namespace) -> dict[str, float]:
     batch = make_batch(args, args.vocab_size, args.device)
     runs = {method: build(method, args) for method in args.methods}
     times: dict[str, list[float]] = {method: [] for method in args.methods}
-    for method, (model, optimiser) in runs.items():  # warm-up: lazy allocations, optimiser state
+    for model, optimiser in runs.values():  # warm-up: lazy allocations, optimiser state
         train_step(model, optimiser, batch, args)
     for _ in range(args.steps):
         for method, (model, optimiser) in runs.items():

@@ -6,7 +6,13 @@
 
 from speechprompt.tuning.artifact import ArtifactError, load_task, read_artifact, save_artifact
 from speechprompt.tuning.config import ConfigError, MethodConfig
-from speechprompt.tuning.model import EncoderOutput, ModelOutput, ParameterReport, TunedModel, build_tuned_model
+from speechprompt.tuning.model import (
+    EncoderOutput,
+    ModelOutput,
+    ParameterReport,
+    TunedModel,
+    build_tuned_model,
+)
 from speechprompt.tuning.registry import METHODS, make_config
 
 __all__ = [
