@@ -120,3 +120,14 @@ def test_api_mixed_tasks_slots_and_order(setup):
         transcriber.transcribe(audio[:1])
     with pytest.raises(KeyError, match="not loaded"):
         transcriber.transcribe(audio[:1], "nope")
+
+
+def test_slu_detection_from_task_json_or_tokenizer():
+    from speechprompt.data.text import CharTokenizer
+    from speechprompt.inference import is_slu_artifact
+
+    markup = CharTokenizer.train(["alarm_set | wake me at [ time : five ]"])
+    plain = CharTokenizer.train(["wake me at five"])
+    assert is_slu_artifact({}, markup) and not is_slu_artifact({}, plain)
+    assert not is_slu_artifact({"output": "asr"}, markup) and is_slu_artifact({"output": "slu"}, plain)
+    assert not is_slu_artifact({}, None)
