@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    # verbs taking `key=value` overrides as positionals let them follow flags too (`--resume k=v`)
+    args = parser.parse_intermixed_args(rest) if getattr(module, "INTERMIXED_ARGS", False) else parser.parse_args(rest)
     return int(module.run(args) or 0)
 
 

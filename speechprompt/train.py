@@ -103,7 +103,11 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame):
+        if self.signum is not None:  # a second Ctrl-C: stop now, without the checkpoint
+            raise KeyboardInterrupt
         self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint "
+              "(send it again to stop at once)", flush=True)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -219,6 +223,8 @@ def train(
                                            f"resume with the same number (now {dctx.world_size})")
             ckpt.restore_rng_state(state["rng"][dctx.rank])
             log(f"resumed from {path} at step {step} (epoch {epoch}, batch {position})") if dctx.is_main else None
+    if exp.best_metric == "dev_wer" and wer_fn is None and exp.eval_every and dev_set is not None and dctx.is_main:
+        log("experiment.best_metric=dev_wer but no WER function was given: the best checkpoint is picked by dev loss")
     log_file = JsonlLog(exp_dir / "train_log.jsonl", truncate_after_step=step if resume else 0,
                         enabled=dctx.is_main)
 
@@ -400,10 +406,14 @@ def write_run_script(exp_dir: str | Path, argv: Sequence[str], *, world_size: in
     for var in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES"):
         if var in os.environ:
             lines.append(f"export {var}={shlex.quote(os.environ[var])}")
+    argv = [a for a in argv if a != "--resume"]  # run.sh repeats the run; `run.sh --resume` continues it
     lines.append(" ".join(shlex.quote(a) for a in [*launcher, *argv]) + ' "$@"')
     path = exp_dir / "run.sh"
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o755)
+    # a new file moved into place: a shell still reading the old run.sh (a resumed run) keeps its copy
+    tmp = exp_dir / f".run.sh.tmp-{os.getpid()}"
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
     return path
 
 

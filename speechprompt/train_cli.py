@@ -24,6 +24,8 @@ from pathlib import Path
 
 from speechprompt.config import ConfigError, TrainConfig, describe, load_config, save_config
 
+INTERMIXED_ARGS = True  # overrides may come before or after the flags
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")

@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+INTERMIXED_ARGS = True  # overrides may come before or after the flags
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")

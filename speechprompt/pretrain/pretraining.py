@@ -121,7 +121,10 @@ def pretrain(
                "best_step": result.best_step, "metric": cfg.experiment.best_metric, "targets": targets,
                "data": str(data_dir), "dev": dev_dir, "pseudo_language": str(pseudo_dir) if pseudo_dir else None,
                "init_backbone": init_backbone, "vocab_size": tokenizer.vocab_size}
-    if result.stopped.startswith("signal") or not is_main:
+    if result.stopped.startswith("signal"):
+        log(f"stopped by {result.stopped[7:]} at step {result.step}; continue with: {exp / 'run.sh'} --resume")
+        return summary
+    if not is_main:
         return summary
     backbone.save_pretrained(out)
     tokenizer.save(out / "tokenizer")
