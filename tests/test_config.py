@@ -88,3 +88,14 @@ def test_apply_overrides_creates_sections_and_describe_lists_help():
     assert values == {"data": {"train": "data/x"}, "backbone": {"size": "small"}}
     lines = describe()
     assert any(line.startswith("optim.lr ") and "learning rate" in line for line in lines)
+
+
+def test_train_verb_reports_config_errors_and_lists_options(capsys):
+    from speechprompt.cli import main
+
+    assert main(["train", "--resume", "optim.lr=fast", "data.train=x"]) == 2  # overrides may follow flags
+    assert "optim.lr: expected a number" in capsys.readouterr().err
+    assert main(["train", "optim.lr=1e-3"]) == 2
+    assert "data.train is not set" in capsys.readouterr().err
+    assert main(["train", "--list-options"]) == 0
+    assert "experiment.early_stop_patience" in capsys.readouterr().out
