@@ -62,9 +62,10 @@ class Bottleneck(nn.Module):
 
 def find_submodule(layer: nn.Module, candidates: list[str], what: str, where: str) -> nn.Module:
     children = dict(layer.named_modules())
-    for name in candidates:
-        if name in children:
-            return children[name]
+    for name in candidates:  # the shallowest submodule whose last name component matches
+        paths = sorted((p for p in children if p.rsplit(".", 1)[-1] == name), key=lambda p: p.count("."))
+        if paths:
+            return children[paths[0]]
     raise ConfigError(
         f"adapter: {where} has no {what} module named any of {candidates}; its submodules are "
         f"{sorted(n for n in children if n and '.' not in n)}; set adapter.{what}_modules"

@@ -78,6 +78,8 @@ class LoRA(TuningMethod):
         super().__init__(config, backbone)
         self.updates = nn.ModuleDict()
         self._targets: dict[str, nn.Linear] = {}
+        self._called: set[str] = set()  # targets whose hook ran (checked once, see aux_losses)
+        self._verified = False
         found: set[str] = set()
         for side in ("encoder", "decoder"):
             layers = getattr(backbone, f"{side}_layers")
@@ -99,4 +101,28 @@ class LoRA(TuningMethod):
             self.add_hook(linear.register_forward_hook(functools.partial(self._add_update, key)))
 
     def _add_update(self, key: str, module: nn.Linear, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        self._called.add(key)
         return output + self.updates[key](args[0])
+
+    def aux_losses(self) -> dict[str, torch.Tensor]:
+        """After the first full forward: fail if some target was never called as a module.
+
+        Some attention implementations (WavLM's) pass the projection weights to a functional
+        kernel instead of calling the nn.Linear, so a hook there would silently do nothing.
+        Checked per (side, projection name) so that layerdrop cannot raise a false alarm.
+        """
+        if not self._verified:
+            groups: dict[str, bool] = {}
+            for key in self.updates:
+                side, _, path = key.split("-", 2)
+                group = f"{side} {path.rsplit('-', 1)[-1]}"
+                groups[group] = groups.get(group, False) or key in self._called
+            silent = sorted(group for group, called in groups.items() if not called)
+            if silent:
+                raise ConfigError(
+                    f"lora: the {silent} projections are never called as modules by this backbone (its attention "
+                    "uses their weights directly), so LoRA cannot reach them; choose other target_modules, "
+                    "e.g. the feed-forward projections"
+                )
+            self._verified = True
+        return {}

@@ -27,6 +27,9 @@ SETTINGS = {
     "prompt_vocab": {"num_prompts": 4, "vocab_size": 40},
     "lora_vocab": {"rank": 2, "vocab_size": 40},
 }
+# LoRA on the feed-forward projections (WavLM's attention projections are not called as modules)
+EXTRA_SETTINGS = {"lora_wavlm": {"rank": 2, "target_modules": ["intermediate_dense", "output_dense"],
+                                 "decoder_layers": []}}
 PROMPT_TYPES = ["prompt", "deep_prompt", "decoder_prompt", "ulpt", "mept"]
 CASES = list(SETTINGS)
 
@@ -37,7 +40,7 @@ def method_of(case: str) -> str:
 
 def config_for(case: str, tasks=("a", "b")):
     method = method_of(case)
-    values = dict(SETTINGS[case])
+    values = dict({**SETTINGS, **EXTRA_SETTINGS}[case])
     if METHODS[method][1].supports_tasks:
         values["tasks"] = list(tasks)
     return make_config(method, values)
@@ -362,3 +365,28 @@ def test_deepcopy_gives_an_independent_model(pristine, case):
             param.add_(0.5)
         assert torch.equal(model(batch).logits, before)
         assert not torch.allclose(twin(batch).logits, before)
+
+
+def test_lora_refuses_projections_the_backbone_never_calls():
+    """WavLM's attention hands q/k/v/out weights to a functional kernel: LoRA must say so, not do nothing."""
+    model = build_tuned_model(build_backbone("wavlm", "tiny", vocab_size=BASE_VOCAB), "lora", {"rank": 2})
+    with pytest.raises(ConfigError, match=r"encoder q_proj.*never called"):
+        model(make_batch(task_ids=(0, 0, 0)))
+
+
+@pytest.mark.parametrize("case", ["deep_prompt", "lora_wavlm", "adapter"])
+def test_layer_hooks_reach_wavlm_layer_views(case):
+    """WavLM's encoder_layers are views around the transformers layers: hooks must still apply."""
+    torch.manual_seed(0)
+    model = build_tuned_model(build_backbone("wavlm", "tiny", vocab_size=BASE_VOCAB), config_for(case))
+    batch = batch_for(case)
+    model(batch).loss.backward()
+    encoder_side = {n: p for n, p in model.method.named_parameters() if "encoder" in n}
+    assert encoder_side and all(p.grad is not None for p in encoder_side.values())
+    # LoRA and adapters start with a zero up-projection: only it gets a non-zero first gradient
+    moved = [p for n, p in encoder_side.items() if case == "deep_prompt" or n.endswith(("up", "up.weight"))]
+    assert moved and all(p.grad.abs().sum() > 0 for p in moved)
+    model.eval()
+    with torch.no_grad():
+        together = model(batch).logits
+        assert torch.allclose(model(take(batch, [1])).logits[0], together[1], atol=1e-4)
