@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -31,10 +30,9 @@ import torch
 from torch import nn
 
 from speechprompt import checkpoint as ckpt
-from speechprompt.config import TrainConfig
-from speechprompt.config import OptimConfig
+from speechprompt.config import OptimConfig, TrainConfig
 from speechprompt.distributed import DistributedContext
-from speechprompt.train_log import JsonlLog, plot_learning_curve
+from speechprompt.train_log import JsonlLog, plot_learning_curve, write_run_script
 
 SAMPLE_RATE = 16000
 
@@ -166,15 +164,15 @@ def train(
     dev_batch_sampler: BatchSampler | None = None,
     resume: bool = False,
     wer_fn: WerFn | None = None,
-    spec_augment: Callable | None = None,
     log=print,
 ) -> TrainResult:
     """Train ``model`` (a ``TunedModel``: ``forward(batch).loss``) and return where it stopped.
 
     ``batch_sampler(epoch)`` gives that epoch's batches as index lists (the same on every rank,
-    e.g. a ``LengthBucketSampler`` seeded with ``seed + epoch``). ``wer_fn`` (optional) decodes the
-    dev batches and returns WER in percent; ``spec_augment`` (optional) is applied by the model's
-    backbone hook set up by the caller and only toggled here through ``model.train()``.
+    e.g. ``LengthBucketSampler.all_batches()`` after ``set_epoch(epoch)``). ``wer_fn`` (optional)
+    decodes the dev batches and returns WER in percent (for ``best_metric=dev_wer``). Random
+    augmentation inside the model (SpecAugment, dropout) draws from torch's global RNG, which
+    checkpoints save and restore, so a resumed run replays it exactly.
     """
     exp = config.experiment
     opt_cfg = config.optim
@@ -387,34 +385,6 @@ def _progress(enabled: bool, total: int, initial: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
-
-
-def write_run_script(exp_dir: str | Path, argv: Sequence[str], *, world_size: int | None = None) -> Path:
-    """Write ``<exp_dir>/run.sh`` that repeats this run (same command, folder, environment knobs)."""
-    import shlex
-    import sys
-
-    exp_dir = Path(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    world_size = world_size or int(os.environ.get("WORLD_SIZE", "1"))
-    launcher = [sys.executable, "-m", "speechprompt.cli"]
-    if world_size > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={world_size}", "-m", "speechprompt.cli"]
-    lines = ["#!/usr/bin/env bash", "# Repeats this experiment; extra arguments are appended (e.g. --resume).",
-             "set -euo pipefail", f"cd {shlex.quote(os.getcwd())}"]
-    for var in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES"):
-        if var in os.environ:
-            lines.append(f"export {var}={shlex.quote(os.environ[var])}")
-    argv = [a for a in argv if a != "--resume"]  # run.sh repeats the run; `run.sh --resume` continues it
-    lines.append(" ".join(shlex.quote(a) for a in [*launcher, *argv]) + ' "$@"')
-    path = exp_dir / "run.sh"
-    # a new file moved into place: a shell still reading the old run.sh (a resumed run) keeps its copy
-    tmp = exp_dir / f".run.sh.tmp-{os.getpid()}"
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
-    return path
 
 
 __all__ = ["TrainResult", "epoch_batches", "evaluate_loss", "load_best", "lr_at", "train", "write_run_script"]

@@ -174,9 +174,7 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
     from speechprompt.backbones import build_backbone, load_backbone
     from speechprompt.data.dataset import SpeechDataset
     from speechprompt.data.text import load_tokenizer, train_tokenizer
-    from speechprompt.tuning import build_tuned_model
-
-    from speechprompt.tuning import make_config
+    from speechprompt.tuning import build_tuned_model, make_config
 
     make_config(cfg.method.name, cfg.method.options)  # a wrong method option fails before anything is written
     is_main = int(os.environ.get("RANK", "0")) == 0

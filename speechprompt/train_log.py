@@ -1,8 +1,10 @@
-"""What a training run leaves to read: a JSONL log of steps and evaluations, and a learning curve."""
+"""What a training run leaves to read: a JSONL log, a learning curve, and a run.sh that repeats it."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -75,3 +77,31 @@ def plot_learning_curve(log_path: str | Path, out_png: str | Path) -> Path | Non
     plt.close(fig)
     tmp.replace(out_png)
     return out_png
+
+
+def write_run_script(exp_dir: str | Path, argv: Sequence[str], *, world_size: int | None = None) -> Path:
+    """Write ``<exp_dir>/run.sh`` that repeats this run (same command, folder, environment knobs)."""
+    import shlex
+    import sys
+
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    world_size = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+    launcher = [sys.executable, "-m", "speechprompt.cli"]
+    if world_size > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={world_size}", "-m", "speechprompt.cli"]
+    lines = ["#!/usr/bin/env bash", "# Repeats this experiment; extra arguments are appended (e.g. --resume).",
+             "set -euo pipefail", f"cd {shlex.quote(os.getcwd())}"]
+    for var in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES"):
+        if var in os.environ:
+            lines.append(f"export {var}={shlex.quote(os.environ[var])}")
+    argv = [a for a in argv if a != "--resume"]  # run.sh repeats the run; `run.sh --resume` continues it
+    lines.append(" ".join(shlex.quote(a) for a in [*launcher, *argv]) + ' "$@"')
+    path = exp_dir / "run.sh"
+    # a new file moved into place: a shell still reading the old run.sh (a resumed run) keeps its copy
+    tmp = exp_dir / f".run.sh.tmp-{os.getpid()}"
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+    return path
