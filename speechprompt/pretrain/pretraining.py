@@ -20,6 +20,7 @@ from pathlib import Path
 
 from speechprompt.config import ConfigError, TrainConfig
 from speechprompt.data.kaldi_dir import DataDir
+from speechprompt.distributed import DistributedContext
 from speechprompt.pretrain.labelling import PSEUDO_TEXT, pseudo_label, read_pseudo_text
 from speechprompt.pretrain.pseudo_language import PseudoLanguage
 
@@ -71,6 +72,7 @@ def pretrain(
     if cfg.method.name != "finetune":
         raise ConfigError(f"pretraining trains every parameter: method.name must be finetune (got {cfg.method.name})")
     out = Path(out_dir)
+    DistributedContext.setup(cfg.experiment.device)  # under torchrun: the process group, for the barrier below
     is_main = int(os.environ.get("RANK", "0")) == 0
     log = print if is_main else (lambda *a, **k: None)
     exp = prepare_experiment(cfg, ["pretrain", *(argv or [])], is_main)
