@@ -77,6 +77,8 @@ class DeepPromptTuning(TuningMethod):
             self.encoder_prompts = PromptTable(self, len(backbone.encoder_layers), self.encoder_dim, config)
         if config.decoder:
             self.decoder_prompts = PromptTable(self, len(backbone.decoder_layers), self.decoder_dim, config)
+        # this call's per-utterance prompts (B, N, P, D) per side, gathered once by extend_*_input
+        self._rows: dict[str, torch.Tensor] = {}
 
     @property
     def sides(self) -> dict[str, PromptTable]:
@@ -94,12 +96,13 @@ class DeepPromptTuning(TuningMethod):
         active = self._task_ids is not None and (side == "encoder" or self._decoder_prompt_present)
         if not active:
             return None
-        prompt = self.sides[side]()[self._task_ids, index].to(hidden.dtype)  # (B, P, D)
+        prompt = self._rows[side][:, index].to(hidden.dtype)  # (B, P, D)
         return torch.cat([prompt, hidden[:, self.config.num_prompts :]], dim=1)
 
     def extend_encoder_input(self, features, mask, task_ids):
         if not self.config.encoder:
             return features, mask
+        self._rows["encoder"] = self.encoder_prompts()[task_ids]
         placeholder = features.new_zeros(len(features), self.config.num_prompts, features.shape[-1])
         return prepend(placeholder, features, mask)
 
@@ -110,6 +113,7 @@ class DeepPromptTuning(TuningMethod):
     def extend_decoder_input(self, embeds, task_ids):
         if not self.config.decoder:
             return embeds
+        self._rows["decoder"] = self.decoder_prompts()[task_ids]
         placeholder = embeds.new_zeros(len(embeds), self.config.num_prompts, embeds.shape[-1])
         return torch.cat([placeholder, embeds], dim=1)
 
