@@ -66,8 +66,8 @@ def test_waveform_normalisation_ignores_padding_and_scale():
 def test_small_size_geometry():
     backbone = build_backbone("hubert", "small", 500)
     assert isinstance(backbone, Wav2Vec2Seq2Seq)
-    assert backbone.encoder_dim == 256 and len(backbone.encoder_layers) == 6 and len(backbone.decoder_layers) == 3
-    # 20 ms frames: one second of audio -> 49 frames (400-sample receptive field, 320 stride)
+    assert backbone.encoder_dim == 256 and len(backbone.encoder_layers) == 4 and len(backbone.decoder_layers) == 2
+    # 20 ms frames: one second of audio -> 49 frames (425-sample receptive field, 320 stride)
     assert int(backbone.feature_lengths(torch.tensor([16000]))[0]) == 49
     assert 5_000_000 < backbone.num_parameters() < 15_000_000
 
