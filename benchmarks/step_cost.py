@@ -3,8 +3,8 @@
 For each method: trainable parameters, artifact size on disk, training-step time (forward,
 backward, AdamW update; median of ``--steps`` rounds after a warm-up step, the methods interleaved
 within each round) and peak memory of two training steps above the loaded model, measured in a
-fresh process per method (RSS on CPU, allocator peak on CUDA; the baseline is taken after one
-no-grad forward, so it covers gradients, optimiser state and saved activations). Each figure is also given as a ratio to full fine-tuning. Prints a markdown table.
+fresh process per method (C-heap bytes in use on CPU, sampled; allocator peak on CUDA): gradients,
+optimiser state and the activations saved for backward. Each figure is also given as a ratio to full fine-tuning. Prints a markdown table.
 
     python benchmarks/step_cost.py                              # wav2vec2 small, batch 4 x 4 s
     python benchmarks/step_cost.py --family whisper --size small --steps 5
@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import ctypes
 import multiprocessing
-import resource
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import psutil
 import torch
 
 from speechprompt.backbones import build_backbone
@@ -70,24 +70,63 @@ def train_step(model, optimiser, batch, args: argparse.Namespace) -> float:
     return time.perf_counter() - start
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+class HeapPeak:
+    """Peak bytes in use on the C heap (glibc mallinfo2: small blocks + mmapped blocks), sampled by a
+    thread while the block runs. Unlike RSS it drops when tensors are freed, so the peak of a step is
+    its own; torch's CPU allocator allocates through malloc, so every CPU tensor is counted."""
+
+    def __init__(self, interval: float = 2e-4) -> None:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        self._mallinfo, self.interval = libc.mallinfo2, interval
+        self.peak = self.baseline = 0
+        self._stop = threading.Event()
+
+    def in_use(self) -> int:
+        info = self._mallinfo()
+        return info.uordblks + info.hblkhd
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.in_use())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> HeapPeak:
+        self.baseline = self.peak = self.in_use()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.in_use())
+
+
 def measure_memory(method: str, args: argparse.Namespace) -> dict[str, float]:
     """Runs in its own process: peak training memory above the loaded model, artifact size, counts."""
     torch.set_num_threads(args.threads)
     model, optimiser = build(method, args)
     batch = make_batch(args, args.vocab_size, args.device)
     cuda = args.device.startswith("cuda")
-    with torch.no_grad():  # load kernels and libraries first, so the baseline holds them
+    with torch.no_grad():  # load kernels and libraries first
         model(batch)
-    rss_before = psutil.Process().memory_info().rss
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         allocated_before = torch.cuda.memory_allocated()
-    for _ in range(2):  # the second step holds the optimiser state from the first
-        train_step(model, optimiser, batch, args)
-    if cuda:
+        for _ in range(2):  # the second step holds the optimiser state from the first
+            train_step(model, optimiser, batch, args)
         peak = torch.cuda.max_memory_allocated() - allocated_before
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before  # ru_maxrss: KiB on Linux
+        with HeapPeak() as heap:
+            for _ in range(2):
+                train_step(model, optimiser, batch, args)
+        peak = heap.peak - heap.baseline
     with tempfile.TemporaryDirectory() as directory:
         model.save_artifact(directory)
         artifact = sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file())
