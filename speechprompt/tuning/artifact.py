@@ -107,11 +107,12 @@ def load_task(artifact_dir: str | Path, backbone, trainable: bool = False) -> Tu
     """Rebuild a TunedModel from an artifact; ``trainable=True`` continues training from it."""
     directory = Path(artifact_dir)
     meta, state = read_artifact(directory)
-    check_fingerprint(directory, meta, backbone_name(backbone), backbone.fingerprint())
+    fingerprint = backbone.fingerprint()
+    check_fingerprint(directory, meta, backbone_name(backbone), fingerprint)
     values = dict(meta["config"])
     if "init" in values:  # the saved table replaces any initialisation
         values.update(init="uniform", init_artifact=None)
-    model = build_tuned_model(backbone, make_config(meta["method"], values))
+    model = build_tuned_model(backbone, make_config(meta["method"], values), fingerprint=fingerprint)
     method_state, vocab_state = split_state(state)
     load_vocab(model, vocab_state, directory)
     model.method.load_exported(method_state)

@@ -59,13 +59,15 @@ class ParameterReport:
 
 
 class TunedModel(nn.Module):
-    def __init__(self, backbone: nn.Module, method_class: type[TuningMethod], config: MethodConfig) -> None:
+    def __init__(
+        self, backbone: nn.Module, method_class: type[TuningMethod], config: MethodConfig, fingerprint: str | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.config = config
         self.method_name = config.method
         self.task_names = list(config.tasks)
-        self.backbone_fingerprint = backbone.fingerprint()
+        self.backbone_fingerprint = fingerprint or backbone.fingerprint()  # hashes every weight: pass it if known
         self.backbone_parameters = sum(p.numel() for p in backbone.parameters())
         backbone.requires_grad_(False)
         self.vocab_parameter_names = self._resize_vocab(config.vocab_size)
@@ -188,7 +190,12 @@ class TunedModel(nn.Module):
         return add_task(self, name, artifact_dir)
 
 
-def build_tuned_model(backbone: nn.Module, method: str | MethodConfig, config: MethodConfig | dict | None = None) -> TunedModel:
+def build_tuned_model(
+    backbone: nn.Module,
+    method: str | MethodConfig,
+    config: MethodConfig | dict | None = None,
+    fingerprint: str | None = None,
+) -> TunedModel:
     """``build_tuned_model(backbone, PromptConfig(...))`` or ``build_tuned_model(backbone, "prompt", {...})``."""
     if isinstance(method, MethodConfig):
         config, method = method, method.method
@@ -199,4 +206,4 @@ def build_tuned_model(backbone: nn.Module, method: str | MethodConfig, config: M
         raise TypeError(f"method '{method}' needs a {config_class.__name__}, got {type(config).__name__}")
     if config.num_tasks > 1 and not method_class.supports_tasks:
         raise ValueError(f"method '{method}' holds one task only; got tasks={config.tasks}")
-    return TunedModel(backbone, method_class, config)
+    return TunedModel(backbone, method_class, config, fingerprint)
