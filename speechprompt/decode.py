@@ -3,7 +3,8 @@
 Both return one list of token ids per utterance, without BOS and EOS. Each utterance's output is
 capped at ``min(max_len, ceil(max_len_ratio * encoder frames))`` tokens, so a model that never
 emits EOS still stops in time proportional to its audio. Every utterance is decided on its own
-scores only, so an utterance decodes the same alone and inside a padded batch.
+scores only, so an utterance decodes the same alone and inside a padded batch. Put the model in
+``eval()`` mode first (dropout); gradients are off inside.
 
 ```python
 from speechprompt.decode import beam_search, greedy_search
@@ -24,7 +25,9 @@ def length_limits(model, wave_lengths: torch.Tensor, max_len: int, max_len_ratio
     if max_len < 1 or max_len_ratio <= 0:
         raise ValueError(f"max_len={max_len} and max_len_ratio={max_len_ratio} must be positive")
     frames = model.backbone.feature_lengths(wave_lengths).tolist()
-    return [max(1, min(max_len, math.ceil(max_len_ratio * f))) for f in frames]
+    # the decoder's learned positions hold its prefix (prompt vectors), BOS and the output tokens
+    capacity = model.backbone.max_decoder_positions - model.method.decoder_prefix_len - 1
+    return [max(1, min(max_len, capacity, math.ceil(max_len_ratio * f))) for f in frames]
 
 
 @torch.no_grad()
