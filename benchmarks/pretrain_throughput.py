@@ -9,6 +9,7 @@ for a few steps, reporting audio seconds processed per wall-clock second. Run by
   torchrun --nproc_per_node 2 benchmarks/pretrain_throughput.py    # data parallel throughput
 
 The first --warmup-steps optimizer steps are excluded from the training figure (allocation, caches).
+With --doc the figures replace the "## Pretraining" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import torch
 
 from speechprompt.data.audio import write_audio
 
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+SECTION = "## Pretraining"
 PHONES = [(180.0, 0.3), (320.0, 0.25), (520.0, 0.3), (850.0, 0.2), (1300.0, 0.15), (2100.0, 0.1), (0.0, 0.0)]
 
 
@@ -73,6 +76,7 @@ def main() -> int:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--workdir", help="keep the corpus and outputs here (default: a temporary folder)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--doc", action="store_true", help=f"write the figures into {DOC.name} ({SECTION})")
     args = parser.parse_args()
 
     from speechprompt.config import load_config
@@ -133,7 +137,44 @@ def main() -> int:
           f"{pt['audio_seconds_per_second_median']:.1f} audio s per wall s (median of {pt['steps_timed']} steps)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if args.doc:
+        write_section(DOC, markdown(results, args))
     return 0
+
+
+def markdown(results: dict, args) -> str:
+    pl, pt = results["pseudo_label"], results["pretrain"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return "\n".join([
+        SECTION, "",
+        f"Synthetic 'phone' audio ({pl['audio_seconds'] / 60:.1f} min, utterances of 2-8 s); {results['machine']}, "
+        f"{results['threads']} thread(s), torch {results['torch']}, {time.strftime('%Y-%m-%d')}, "
+        f"1-minute load average {load:.1f} when done.",
+        "", f"Command: `python benchmarks/pretrain_throughput.py --size {args.size} --minutes {args.minutes} "
+        f"--steps {args.steps} --batch-seconds {args.batch_seconds} --doc`", "",
+        "| step | figure |", "|---|---|",
+        f"| pseudo-labelling, whole (MFCC + k-means {args.clusters} + BPE {args.bpe_vocab}) | "
+        f"{pl['x_real_time']:.0f}x real time |",
+        f"| pseudo-labelling, MFCC + deltas only | {pl['feature_x_real_time']:.0f}x real time |",
+        f"| pseudo language | {pl['frames_per_second']:.0f} frames/s, dedup ratio {pl['dedup_ratio']:.2f}, "
+        f"{pl['pseudo_tokens_per_second']:.1f} pseudo tokens/s |",
+        f"| pretraining {results['family']}/{results['size']} ({results['world_size']} process(es), {pt['device']}, "
+        f"{pt['batch_seconds_per_process']:.0f} s batches) | {pt['audio_seconds_per_second_median']:.2f} audio s per "
+        f"wall s (median of {pt['steps_timed']} steps) |", "",
+    ])
+
+
+def write_section(doc: Path, section: str) -> None:
+    """Replace the '## Pretraining' section of ``doc`` (or append it), keeping every other section."""
+    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
+    start = text.find(SECTION + "\n")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
 
 
 if __name__ == "__main__":
