@@ -176,7 +176,7 @@ def test_wer(transcriber: Transcriber, test_dir: Path, beam: int) -> float:
     hyps = {it.key: r.text for it, r in transcriber.transcribe_items(items) if not isinstance(r, Failure)}
     refs = {u: normalize_text(data.text[u]) for u in hyps}
     transcriber.beam = 1
-    return 100 * score_transcripts(refs, hyps).word.rate
+    return score_transcripts(refs, hyps).word.rate  # percent
 
 
 # ---------------------------------------------------------------- tables
@@ -270,12 +270,14 @@ def run(args) -> str:
                     + table(["backbone", "RTF greedy", f"RTF beam {args.beam}", "WER greedy", f"WER beam {args.beam}"], rows)
                     + f"\n\n{note}.")
 
-    command = "python benchmarks/serving.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python benchmarks/serving.py", *sys.argv[1:]])
     where = (f"{platform.processor() or platform.machine()}, {args.threads} thread(s), torch {torch.__version__}, "
              f"{time.strftime('%Y-%m-%d')}")
     backbone_text = str(args.backbone) if args.backbone else f"random {args.family} {args.size}"
     header = (f"Backbone: {backbone_text} ({params / 1e6:.1f} M parameters); prompts of {args.num_prompts} vectors; "
-              f"max {args.max_len} tokens per utterance; {where}.\n\nCommand: `{command}`")
+              f"max {args.max_len} tokens per utterance; {where}. Timings come from a machine shared with other "
+              "jobs: the fp32 greedy single-task figure appears in both (c) and (d) and shows the run-to-run "
+              f"spread.\n\nCommand: `{command}`")
     shutil.rmtree(work, ignore_errors=True)
     return "## Serving\n\n" + header + "\n\n" + "\n\n".join(sections) + "\n"
 
@@ -308,15 +310,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared machine)")
     parser.add_argument("--quick", action="store_true", help="12 utterances, one repeat")
-    parser.add_argument("--doc", type=Path, default=DOC, help="markdown file to update ('' = print only)")
+    parser.add_argument("--doc", default=str(DOC), help="markdown file to update ('' = print only)")
     args = parser.parse_args()
     args.tasks = (1, 10, 100)
     if args.quick:
         args.utterances, args.repeats = 12, 1
     section = run(args)
     print(section)
-    if str(args.doc):
-        write_section(args.doc, section)
+    if args.doc:
+        write_section(Path(args.doc), section)
         print(f"written to {args.doc}", file=sys.stderr)
 
 

@@ -5,12 +5,13 @@ Every task prompt lives on the same frozen backbone: adding a task costs only it
 by a gather. Artifacts trained on another backbone are refused (their fingerprint differs).
 
 ```python
-import soundfile as sf
+from speechprompt.data.audio import load_audio
 from speechprompt.inference import Transcriber
 
 tr = Transcriber.from_dirs("exp/backbone", {"asr": "exp/prompt_asr/artifact",
                                              "slu": "exp/prompt_slu/artifact"}, beam=4)
-wave, rate = sf.read("call.wav", dtype="float32")         # 16 kHz mono
+tr.add_task("asr_fr", "exp/prompt_fr/artifact")           # one more task: loads only its artifact
+wave = load_audio("call.wav")                             # float32 mono, resampled to 16 kHz
 results = tr.transcribe([wave, wave], tasks=["asr", "slu"])
 print(results[0].text)                                    # "wake me up at five am"
 print(results[1].slots)                                   # {"intent": "alarm_set", "slots": [...], ...}
