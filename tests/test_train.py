@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -223,3 +225,41 @@ def test_spec_augment_masks_encoder_features_only_in_training():
     backbone.model.encoder.config.mask_time_prob = 0.0  # only our masks
     masked, mask = backbone.embed_audio(waves, lengths)
     assert masked.shape == clean.shape and not torch.allclose(masked, clean)
+
+
+def _tone_data(root: Path, n: int = 6) -> Path:
+    from speechprompt.data.audio import write_audio
+
+    data = root / "data"
+    data.mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        t = np.arange(int(16000 * (0.6 + 0.1 * i))) / 16000
+        wave = (0.3 * np.sin(2 * np.pi * (200 + 60 * i) * t)).astype(np.float32)
+        rows.append((f"s-u{i}", write_audio(root / f"u{i}.wav", wave, 16000), ["yes no", "no", "yes"][i % 3]))
+    (data / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p, _ in rows))
+    (data / "utt2spk").write_text("".join(f"{u} s\n" for u, _, _ in rows))
+    (data / "text").write_text("".join(f"{u} {t}\n" for u, _, t in rows))
+    return data
+
+
+def test_real_backbone_resume_is_exact_with_spec_augment_and_dropout(tmp_path):
+    """finetune on a tiny wav2vec2 (dropout, time masking via NumPy's RNG, SpecAugment): stopping
+    after step 3 and resuming ends in the same weights and losses as one uninterrupted run."""
+    from speechprompt.config import load_config
+    from speechprompt.train_cli import train_task
+
+    data = _tone_data(tmp_path)
+    common = [f"data.train={data}", "method.name=finetune", "optim.max_steps=6", "optim.warmup_steps=1",
+              "data.max_batch_seconds=2", "data.spec_augment=true", "experiment.save_every=3",
+              "experiment.progress=false", "experiment.log_every=1", "experiment.eval_every=0"]
+    for name in ("full", "cut"):
+        assert train_task(load_config(None, [*common, f"experiment.dir={tmp_path / name}"]), ["train"]) == 0
+    cut = tmp_path / "cut"
+    shutil.rmtree(cut / "checkpoints" / "step-00000006")
+    shutil.rmtree(cut / "artifact")
+    assert train_task(load_config(None, [*common, f"experiment.dir={cut}"]), ["train"], resume=True) == 0
+    a = load_file(str(tmp_path / "full" / "artifact" / "task.safetensors"))
+    b = load_file(str(cut / "artifact" / "task.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _losses(cut) == _losses(tmp_path / "full") and len(_losses(cut)) == 6
