@@ -33,7 +33,7 @@ def _help(text: str, **kw) -> dict:
 class DataConfig:
     train: str | None = field(default=None, metadata=_help("Kaldi data dir used for training"))
     dev: str | None = field(default=None, metadata=_help("Kaldi data dir for evaluation (dev loss / WER)"))
-    tokenizer: str | None = field(default=None, metadata=_help("tokenizer folder (load_tokenizer); None: the backbone's"))
+    tokenizer: str | None = field(default=None, metadata=_help("tokenizer folder (load_tokenizer); None: a character tokenizer of data.train's text"))
     tasks: list[str] | None = field(default=None, metadata=_help("task names: task id = position in this list"))
     max_batch_seconds: float = field(default=60.0, metadata=_help("audio seconds per batch (per process)"))
     max_utt_seconds: float | None = field(default=None, metadata=_help("skip (and count) longer utterances"))

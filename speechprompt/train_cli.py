@@ -7,12 +7,13 @@ artifact/ (the task artifact of the best checkpoint: safetensors + task.json + t
 
 Examples:
   speechprompt train --config conf/prompt.yaml
-  speechprompt train --config conf/prompt.yaml method.options.prompt_length=50 optim.lr=5e-3
+  speechprompt train --config conf/prompt.yaml method.options.num_prompts=50 optim.lr=5e-3
   speechprompt train data.train=data/train data.dev=data/dev backbone.path=exp/w2s method.name=lora \\
       experiment.dir=exp/lora
   speechprompt train --config conf/prompt.yaml --resume          # continue a stopped run
   torchrun --nproc_per_node 4 -m speechprompt.cli train --config conf/prompt.yaml   # data parallel
   speechprompt train --list-options                               # every config key with its help
+  speechprompt train --list-options method.name=lora              # ... and the options of one method
 """
 
 from __future__ import annotations
@@ -136,7 +137,13 @@ def fit_and_export(model, train_set, dev_set, cfg: TrainConfig, *, resume: bool,
 
 def run(args: argparse.Namespace) -> int:
     if args.list_options:
+        from speechprompt.tuning.registry import METHODS
+
         print("\n".join(describe()))
+        chosen = [o.split("=", 1)[1] for o in args.overrides if o.startswith("method.name=")]
+        for name in chosen or sorted(METHODS):
+            if name in METHODS:
+                print("\nmethod.options for " + METHODS[name][0].describe())
         return 0
     try:
         cfg = load_config(args.config, args.overrides)
