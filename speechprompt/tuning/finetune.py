@@ -1,7 +1,8 @@
 """Fine-tuning: train all backbone parameters, or named parts of them.
 
-``parts`` names what to train: ``all``, ``encoder_layers``, ``decoder_layers``, or any prefix of
-the backbone's parameter names (e.g. ``decoder``). The artifact stores the trained parameters
+``parts`` names what to train: ``all``, ``encoder_layers``, ``decoder_layers``, a prefix of the
+backbone's parameter names, or a component of them: ``decoder`` picks every parameter whose dotted
+name contains ``decoder`` (layers, embeddings, positions, norms; on every backbone family). The artifact stores the trained parameters
 under their backbone names; loading writes them into the given backbone.
 """
 
@@ -22,7 +23,8 @@ class FinetuneConfig(MethodConfig):
     method: ClassVar[str] = "finetune"
 
     parts: list[str] = option(
-        ["all"], "what to train: 'all', 'encoder_layers', 'decoder_layers' or prefixes of backbone parameter names"
+        ["all"], "what to train: 'all', 'encoder_layers', 'decoder_layers', or a prefix or dotted component of backbone "
+        "parameter names (e.g. 'decoder', 'encoder')"
     )
 
     def __post_init__(self) -> None:
@@ -40,8 +42,9 @@ def selected_parameter_names(backbone: nn.Module, parts: list[str]) -> list[str]
         elif part in ("encoder_layers", "decoder_layers"):
             layer_params = {id(p) for p in getattr(backbone, part).parameters()}
             matched = [name for name, p in backbone.named_parameters() if id(p) in layer_params]
-        else:
+        else:  # a name prefix, else a dotted name component ("decoder" finds model.model.decoder.*)
             matched = [name for name in names if name == part or name.startswith(part + ".")]
+            matched = matched or [name for name in names if f".{part}." in f".{name}."]
         if not matched:
             tops = sorted({name.split(".")[0] for name in names})
             raise ConfigError(f"finetune: part '{part}' matches no backbone parameter; top-level names are {tops}")

@@ -391,3 +391,14 @@ def test_layer_hooks_reach_wavlm_layer_views(case):
     with torch.no_grad():
         together = model(batch).logits
         assert torch.allclose(model(take(batch, [1])).logits[0], together[1], atol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_finetune_named_part_decoder(pristine, family):
+    backbone = copy.deepcopy(pristine[family])
+    model = build_tuned_model(backbone, "finetune", {"parts": ["decoder"]})
+    trained = {n.removeprefix("backbone.") for n, p in model.named_parameters() if p.requires_grad}
+    assert trained == {n for n, _ in backbone.named_parameters() if ".decoder." in f".{n}."}
+    layer_ids = {id(p) for p in backbone.decoder_layers.parameters()}
+    assert layer_ids <= {id(p) for n, p in backbone.named_parameters() if n in trained}
+    assert not {id(p) for p in backbone.encoder_layers.parameters()} & {id(p) for n, p in backbone.named_parameters() if n in trained}
