@@ -3,7 +3,8 @@
 The shared adaptation stage of every egs recipe. For each method x seed it runs, in order and
 each step only once (a finished step leaves its output, so a killed sweep resumes where it stopped):
 
-    train   speechprompt train  (config = conf/adapt.yaml + conf/method/<method>.yaml [+ conf/quick.yaml])
+    train   speechprompt train  (config = conf/adapt.yaml + conf/method/<method>.yaml [+ conf/quick.yaml];
+            their ``decode:`` section holds 'speechprompt decode' options such as beam and max_len)
     decode  the test set with the best checkpoint's task artifact
     score   WER/CER (asr) or SLU-F1 (slu) against the test references
     record  result.json (speechprompt.report schema): metric, trainable parameters, artifact bytes, wall time
@@ -64,14 +65,16 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
     train_dir, decode_dir, score_dir = run_dir / "train", run_dir / "decode", run_dir / "score"
     artifact = train_dir / "artifact"
 
+    config = method_config(Path(args.conf), method, args.quick)
+    decode_settings = config.pop("decode", {})  # the recipe's own section; the rest is the train config
     wall_file = run_dir / "wall_seconds.json"
     if not (artifact / "task.json").is_file():
-        seconds = train(args, method, seed, train_dir)
+        seconds = train(args, config, method, seed, train_dir)
         wall_file.write_text(json.dumps({"train": seconds}) + "\n")
     wall_seconds = json.loads(wall_file.read_text())["train"] if wall_file.is_file() else float("nan")
 
     if not (decode_dir / "decode.json").is_file():
-        decode(args, artifact, decode_dir)
+        decode(args, artifact, decode_dir, decode_settings)
     if not (score_dir / TASK_METRIC_FILE[args.task]).is_file():
         score(args, decode_dir, score_dir)
 
@@ -93,14 +96,13 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
     )
 
 
-def train(args: argparse.Namespace, method: str, seed: int, train_dir: Path) -> float:
+def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_dir: Path) -> float:
     from speechprompt.config import load_config
     from speechprompt.train_cli import train_task
 
     train_dir.mkdir(parents=True, exist_ok=True)
-    merged = method_config(Path(args.conf), method, args.quick)
     conf_file = train_dir / "recipe_config.yaml"
-    conf_file.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+    conf_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     overrides = [
         f"data.train={args.train}",
         f"data.dev={args.dev}",
@@ -122,11 +124,14 @@ def train(args: argparse.Namespace, method: str, seed: int, train_dir: Path) -> 
     return time.perf_counter() - start
 
 
-def decode(args: argparse.Namespace, artifact: Path, decode_dir: Path) -> None:
+def decode(args: argparse.Namespace, artifact: Path, decode_dir: Path, settings: dict) -> None:
+    """Decode the test set; ``settings`` are decode options from the config's ``decode:`` section."""
     from speechprompt.cli import main as speechprompt
 
     argv = ["decode", "--backbone", str(args.backbone), "--task", str(artifact), "--data", str(args.test),
-            "--out", str(decode_dir), "--beam", str(args.beam)]
+            "--out", str(decode_dir)]
+    for key, value in settings.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
     status = speechprompt(argv)
     if status != 0:
         raise SystemExit(f"adapt: decoding with {artifact} failed (exit {status})")
@@ -156,7 +161,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conf", default="conf", help="folder with adapt.yaml, quick.yaml and method/<name>.yaml")
     p.add_argument("--methods", required=True, help="comma-separated tuning methods")
     p.add_argument("--seeds", default="1", help="comma- or space-separated seeds")
-    p.add_argument("--beam", type=int, default=1, help="beam size for the test decoding (1: greedy)")
     p.add_argument("--quick", action="store_true", help="merge conf/quick.yaml (tiny runs for CI)")
     p.add_argument("--exp", default="exp", help="experiment root")
     p.add_argument("--override", action="append", default=[], metavar="key=value",

@@ -122,6 +122,11 @@ class SpeechSeq2Seq(nn.Module, ABC):
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """waveforms (B,S) float 16 kHz, wave_lengths (B,) -> features (B,T,D), mask (B,T) bool."""
 
+    @property
+    @abstractmethod
+    def max_decoder_positions(self) -> int:
+        """How many decoder input positions (prefix vectors + BOS + tokens) the decoder can take."""
+
     @abstractmethod
     def feature_lengths(self, wave_lengths: torch.Tensor) -> torch.Tensor:
         """(B,) sample counts -> (B,) encoder frame counts produced by `embed_audio`."""

@@ -176,6 +176,10 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
         """ids (B,L) -> (B,L,Dd) token embeddings (no positions)."""
         return self.model.model.decoder.embed_tokens(ids)
 
+    @property
+    def max_decoder_positions(self) -> int:
+        return int(self.model.model.decoder.max_target_positions)
+
     def run_decoder(self, input_embeds: torch.Tensor, enc_hidden: torch.Tensor, enc_mask: torch.Tensor,
                     cache: EncoderDecoderCache | None = None
                     ) -> tuple[torch.Tensor, EncoderDecoderCache]:
