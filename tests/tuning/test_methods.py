@@ -402,3 +402,14 @@ def test_finetune_named_part_decoder(pristine, family):
     layer_ids = {id(p) for p in backbone.decoder_layers.parameters()}
     assert layer_ids <= {id(p) for n, p in backbone.named_parameters() if n in trained}
     assert not {id(p) for p in backbone.encoder_layers.parameters()} & {id(p) for n, p in backbone.named_parameters() if n in trained}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_option_has_help_text(method):
+    import dataclasses
+
+    config_class = METHODS[method][0]
+    for field in dataclasses.fields(config_class):
+        assert field.metadata.get("help"), f"{method}.{field.name} has no help text"
+    assert all(f.name in config_class.describe() for f in dataclasses.fields(config_class))
+    assert make_config(method).method == method  # the defaults are valid
