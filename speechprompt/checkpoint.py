@@ -243,3 +243,18 @@ def prune_checkpoints(root: str | Path, keep_last: int) -> list[Path]:
         if pid.isdigit() and int(pid) != os.getpid():
             shutil.rmtree(path, ignore_errors=True)
     return removed
+
+
+def load_best(model: torch.nn.Module, exp_dir: str | Path) -> dict:
+    """Load ``<exp_dir>/checkpoints/best`` (or the newest step checkpoint) into ``model``; return its state."""
+    root = Path(exp_dir) / "checkpoints"
+    best = root / "best"
+    if best.is_dir():
+        tensors, _, state = load_checkpoint(best)
+    else:
+        found = load_latest(root)
+        if found is None:
+            raise CheckpointError(f"no checkpoint under {root}")
+        _, tensors, _, state = found
+    model.load_state_dict(tensors, strict=False)
+    return state

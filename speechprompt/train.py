@@ -35,6 +35,7 @@ from speechprompt.distributed import DistributedContext
 from speechprompt.train_log import JsonlLog, plot_learning_curve, write_run_script
 
 SAMPLE_RATE = 16000
+MAX_BAD_STEPS = 10  # consecutive steps with a non-finite gradient before training stops
 
 
 @dataclass
@@ -263,6 +264,7 @@ def train(
     # ---- the loop -----------------------------------------------------------------------
     model.train()
     accum = opt_cfg.grad_accum
+    skipped = bad_steps = 0
     stopped = "max_steps"
     last_loss = None
     window = {"loss": 0.0, "n": 0, "seconds": 0.0, "start": time.perf_counter()}
@@ -293,10 +295,19 @@ def train(
                     step_loss += float(loss.detach())
                     seconds += _batch_seconds(mb)
                 micro = []
-                grad_norm = None
-                if opt_cfg.clip_norm is not None:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_([p for _, p in params], opt_cfg.clip_norm))
-                optimizer.step()
+                max_norm = opt_cfg.clip_norm if opt_cfg.clip_norm is not None else float("inf")
+                grad_norm = float(torch.nn.utils.clip_grad_norm_([p for _, p in params], max_norm))
+                if math.isfinite(grad_norm):  # identical on every rank: gradients are already averaged
+                    optimizer.step()
+                    bad_steps = 0
+                else:  # an overflow must not poison the weights: skip the update, stop if it persists
+                    skipped += 1
+                    bad_steps += 1
+                    log(f"step {step + 1}: gradient norm is {grad_norm}; update skipped") if dctx.is_main else None
+                    if bad_steps >= MAX_BAD_STEPS:
+                        raise FloatingPointError(
+                            f"{bad_steps} steps in a row with a non-finite gradient (last at step {step + 1}): "
+                            "lower optim.lr, set optim.clip_norm, or use optim.precision=fp32")
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 position += accum
@@ -313,7 +324,8 @@ def train(
                 if step % exp.log_every == 0 or step == opt_cfg.max_steps:
                     elapsed = time.perf_counter() - window["start"]
                     log_file.write({"step": step, "epoch": epoch, "loss": window["loss"] / window["n"], "lr": lr,
-                                    "grad_norm": grad_norm, "audio_seconds_per_second": window["seconds"] / elapsed})
+                                    "grad_norm": grad_norm, "skipped_steps": skipped,
+                                    "audio_seconds_per_second": window["seconds"] / elapsed})
                     window = {"loss": 0.0, "n": 0, "seconds": 0.0, "start": time.perf_counter()}
                 if exp.eval_every and dev_set is not None and (step % exp.eval_every == 0 or step == opt_cfg.max_steps):
                     record = evaluate()
@@ -354,21 +366,6 @@ def train(
     return TrainResult(step, stopped, best_metric, best_step, last_loss, exp_dir)
 
 
-def load_best(model: nn.Module, exp_dir: str | Path) -> dict:
-    """Load ``<exp_dir>/checkpoints/best`` (or the newest step checkpoint) into ``model``; return its state."""
-    root = Path(exp_dir) / "checkpoints"
-    best = root / "best"
-    if best.is_dir():
-        tensors, _, state = ckpt.load_checkpoint(best)
-    else:
-        found = ckpt.load_latest(root)
-        if found is None:
-            raise ckpt.CheckpointError(f"no checkpoint under {root}")
-        _, tensors, _, state = found
-    model.load_state_dict(tensors, strict=False)
-    return state
-
-
 def _loader(dataset, batches: Sequence[Sequence[int]], collate_fn, num_workers: int, seed: int = 0):
     # A private generator: creating a DataLoader iterator must not draw from the global RNG,
     # or a resumed run would see different dropout / SpecAugment masks than an uninterrupted one.
@@ -387,4 +384,4 @@ def _progress(enabled: bool, total: int, initial: int):
     return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
 
 
-__all__ = ["TrainResult", "epoch_batches", "evaluate_loss", "load_best", "lr_at", "train", "write_run_script"]
+__all__ = ["TrainResult", "epoch_batches", "evaluate_loss", "lr_at", "train", "write_run_script"]

@@ -113,8 +113,9 @@ def prepare_experiment(cfg: TrainConfig, argv: list[str], is_main: bool) -> Path
 
 def fit_and_export(model, train_set, dev_set, cfg: TrainConfig, *, resume: bool, tokenizer=None, log=print):
     """Run ``train`` with the data layer's sampler and collate; load the best checkpoint afterwards."""
+    from speechprompt.checkpoint import load_best
     from speechprompt.data.dataset import collate
-    from speechprompt.train import load_best, train
+    from speechprompt.train import train
 
     result = train(
         model, train_set, cfg, collate_fn=collate, batch_sampler=batch_sampler_for(train_set, cfg, True, log),

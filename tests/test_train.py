@@ -263,3 +263,17 @@ def test_real_backbone_resume_is_exact_with_spec_augment_and_dropout(tmp_path):
     b = load_file(str(cut / "artifact" / "task.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert _losses(cut) == _losses(tmp_path / "full") and len(_losses(cut)) == 6
+
+
+def test_non_finite_gradients_skip_the_update_then_stop(tmp_path, monkeypatch):
+    original = toy.ToyModel.forward
+
+    def exploding(self, batch):
+        out = original(self, batch)
+        return toy.Output(out.loss * float("inf"), out.logits, {})
+
+    monkeypatch.setattr(toy.ToyModel, "forward", exploding)
+    with pytest.raises(FloatingPointError, match="non-finite gradient"):
+        toy.run(str(tmp_path / "exp"), ["optim.max_steps=20", "experiment.save_every=0", "experiment.eval_every=0"])
+    rows = [json.loads(x) for x in (tmp_path / "exp" / "train_log.jsonl").read_text().splitlines()]
+    assert rows and rows[-1]["skipped_steps"] >= 9
