@@ -274,7 +274,9 @@ class Transcriber:
         for item in items:
             item.task = item.task or default_task or (self.tasks[0] if len(self.tasks) == 1 else None)
             if item.task not in self.task_info:
-                yield item, Failure(item.key, f"task {item.task!r} is not loaded; loaded tasks: {self.tasks}")
+                reason = (f"no task given and {len(self.tasks)} are loaded ({self.tasks}); say which"
+                          if item.task is None else f"task {item.task!r} is not loaded; loaded tasks: {self.tasks}")
+                yield item, Failure(item.key, reason)
                 if on_batch is not None:
                     on_batch(1)
                 continue

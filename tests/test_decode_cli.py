@@ -104,3 +104,10 @@ def test_several_tasks_without_utt2task_is_an_error(setup, tmp_path, capsys):
     root, asr, slu, _ = setup
     assert decode(root, tmp_path / "x", "--task", f"a={asr}", "--task", f"b={slu}") == 2
     assert "has no utt2task" in capsys.readouterr().err
+
+
+def test_bfloat16_autocast_decodes_every_utterance(setup, tmp_path):
+    root, asr, _, utts = setup
+    assert decode(root, tmp_path / "bf16", "--task", asr, "--dtype", "bfloat16", "--beam", 2) == 0
+    assert sorted(read_transcripts(tmp_path / "bf16" / "hyp.trn")) == sorted(utts)
+    assert json.loads((tmp_path / "bf16" / "decode.json").read_text())["settings"]["dtype"] == "bfloat16"

@@ -131,3 +131,17 @@ def test_slu_detection_from_task_json_or_tokenizer():
     assert is_slu_artifact({}, markup) and not is_slu_artifact({}, plain)
     assert not is_slu_artifact({"output": "asr"}, markup) and is_slu_artifact({"output": "slu"}, plain)
     assert not is_slu_artifact({}, None)
+
+
+def test_task_list_with_unknown_task_reports_that_file(setup, capsys, tmp_path):
+    root, asr, slu, waves = setup
+    task_list = tmp_path / "tasks.txt"
+    task_list.write_text(f"{waves[0]} nope\n{waves[1]} slu\nmissing.wav asr\n")
+    rc, out, err = transcribe(["--backbone", root / "backbone", "--prompt", f"asr={asr}", "--prompt", f"slu={slu}",
+                               "--task-list", task_list, "--format", "jsonl", "--max-len", 8, *waves[:3]], capsys)
+    assert rc == 1
+    assert f"skipped {waves[0]}: task 'nope' is not loaded" in err and "match no input" in err
+    rows = jsonl(out)
+    assert sorted(rows) == [str(waves[1])] and rows[str(waves[1])]["task"] == "slu"
+    # waves[2] has no line in the list and two prompts are loaded: reported, not guessed
+    assert f"skipped {waves[2]}: no task given and 2 are loaded" in err
