@@ -1,7 +1,7 @@
 """Real acted Czech speech: the dialogue of the game Fish Fillets NG (GPL-2+).
 
 Audio from Debian's ``fillets-ng-data-cs`` (``sound/<level>/cs/<id>.ogg``), Czech text from
-``fillets-ng-data`` (``script/<level>/dialogs_cs.lua``: ``dialogId("<id>", "<font>", "<English>")``
+``fillets-ng-data`` (``script/<level>/*dialogs_cs.lua``: ``dialogId("<id>", "<font>", "<English>")``
 followed by ``dialogStr("<Czech>")``). Both are downloaded with ``apt-get download`` and unpacked
 into ``OUT/_debian``; the audio (22.05/44.1 kHz, some stereo) is stored as 16 kHz mono FLAC.
 
@@ -54,9 +54,10 @@ def _lua_unescape(s: str) -> str:
 
 
 def read_dialogues(script_dir: Path) -> dict[tuple[str, str], tuple[str, str]]:
-    """``(level, dialogue id) -> (font, Czech text)`` from every ``script/<level>/dialogs_cs.lua``."""
+    """``(level, dialogue id) -> (font, Czech text)`` from every ``script/<level>/*dialogs_cs.lua``
+    (``brief_dialogs_cs.lua`` holds the briefing lines of a level)."""
     table = {}
-    for lua in sorted(script_dir.glob("*/dialogs_cs.lua")):
+    for lua in sorted(script_dir.glob("*/*dialogs_cs.lua")):
         for dialog_id, font, _english, czech in _DIALOG.findall(lua.read_text(encoding="utf-8", errors="replace")):
             table[(lua.parent.name, dialog_id)] = (font, _lua_unescape(czech))
     return table
