@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -201,6 +202,14 @@ def train(
     # ---- resume -------------------------------------------------------------------------
     step, epoch, position = 0, 0, 0  # position: micro-batches of this rank already used in `epoch`
     best_metric, best_step, evals_without_gain = None, None, 0
+    if not resume and dctx.is_main and ckpt_root.is_dir():
+        # a fresh run in a used folder: old checkpoints would otherwise outrank (and prune) the new ones
+        old = ckpt.list_checkpoints(ckpt_root)
+        if old or (ckpt_root / "best").exists():
+            log(f"starting afresh in {exp_dir}: removing {len(old)} checkpoint(s) of an earlier run "
+                "(pass resume / --resume to continue it instead)")
+        shutil.rmtree(ckpt_root)
+    dctx.barrier()
     if resume:
         found = ckpt.load_latest(ckpt_root, warn=log if dctx.is_main else (lambda *_: None))
         if found is None:

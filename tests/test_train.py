@@ -277,3 +277,12 @@ def test_non_finite_gradients_skip_the_update_then_stop(tmp_path, monkeypatch):
         toy.run(str(tmp_path / "exp"), ["optim.max_steps=20", "experiment.save_every=0", "experiment.eval_every=0"])
     rows = [json.loads(x) for x in (tmp_path / "exp" / "train_log.jsonl").read_text().splitlines()]
     assert rows and rows[-1]["skipped_steps"] >= 9
+
+
+def test_fresh_run_in_a_used_folder_replaces_old_checkpoints(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    toy.run(str(exp), ["optim.max_steps=8", "experiment.save_every=4", "experiment.eval_every=4"])
+    toy.run(str(exp), ["optim.max_steps=4", "experiment.save_every=2", "experiment.eval_every=0"])
+    assert "removing 2 checkpoint(s) of an earlier run" in capsys.readouterr().out
+    assert [p.name for p in ckpt.list_checkpoints(exp / "checkpoints")] == ["step-00000002", "step-00000004"]
+    assert not (exp / "checkpoints" / "best").exists()
