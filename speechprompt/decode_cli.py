@@ -101,6 +101,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"speechprompt decode: {args.data} has no utt2task, but {len(transcriber.tasks)} tasks are loaded "
               f"({transcriber.tasks}); add utt2task or pass one --task", file=sys.stderr)
         return 2
+    unknown = sorted(set((data.utt2task or {}).values()) - set(transcriber.tasks))
+    if unknown:
+        used = sum(task in unknown for task in data.utt2task.values())
+        print(f"speechprompt decode: {args.data}/utt2task names task(s) {unknown} ({used} utterance(s)) but the "
+              f"loaded tasks are {transcriber.tasks}; name them with --task NAME=ARTIFACT_DIR", file=sys.stderr)
+        return 2
     slu_tasks = {t for t, info in transcriber.task_info.items() if info.slu}
     items, refs = items_of(data, slu_tasks)
     hyps: dict[str, str] = {}

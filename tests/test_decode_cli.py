@@ -111,3 +111,13 @@ def test_bfloat16_autocast_decodes_every_utterance(setup, tmp_path):
     assert decode(root, tmp_path / "bf16", "--task", asr, "--dtype", "bfloat16", "--beam", 2) == 0
     assert sorted(read_transcripts(tmp_path / "bf16" / "hyp.trn")) == sorted(utts)
     assert json.loads((tmp_path / "bf16" / "decode.json").read_text())["settings"]["dtype"] == "bfloat16"
+
+
+def test_utt2task_naming_an_unloaded_task_is_an_error(setup, tmp_path, capsys):
+    root, asr, _, utts = setup
+    data = DataDir.read(root / "data")
+    data.utt2task = dict.fromkeys(utts, "asr")
+    data.write(tmp_path / "named")
+    rc = main(["decode", "--backbone", str(root / "backbone"), "--data", str(tmp_path / "named"),
+               "--out", str(tmp_path / "o"), "--task", str(asr)])  # loaded as its own name, 'default'
+    assert rc == 2 and "names task(s) ['asr']" in capsys.readouterr().err
