@@ -1,0 +1,61 @@
+"""Check, before any adaptation stage, that a recipe's backbone folder exists and loads.
+
+Recipes that adapt a backbone built by another recipe (egs/asterisk/asr and egs/fillets/asr use the
+Wav2Seq backbone of egs/synth/asr) call this first, so a missing backbone is one clear message
+saying which command builds it, instead of a traceback in the middle of stage 3.
+
+Examples:
+    python -m recipes.check_backbone ../../synth/asr/exp/wav2seq \\
+        --made-by "cd egs/synth/asr && ./run.sh --stop-stage 2"
+    python -m recipes.check_backbone /models/my_backbone
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from recipes.corpus_files import RecipeError
+
+BACKBONE_FILES = ("speechprompt_backbone.json", "config.json")
+
+
+def check_backbone(path: str | Path, made_by: str = "", load: bool = True) -> str:
+    """A one-line description of the backbone at ``path``; :class:`RecipeError` saying how to get one."""
+    path = Path(path)
+    how = (f"build it with: {made_by}" if made_by else "train one with 'speechprompt pretrain'")
+    how += ", or pass another folder with --backbone DIR"
+    if not path.is_dir():
+        raise RecipeError(f"backbone folder {path} does not exist — {how}")
+    if not any((path / name).is_file() for name in BACKBONE_FILES):
+        raise RecipeError(f"{path} is not a backbone folder (no {' or '.join(BACKBONE_FILES)}; was its build "
+                          f"interrupted?) — {how}")
+    if not load:
+        return f"backbone {path}"
+    from speechprompt.backbones import load_backbone
+
+    try:
+        backbone = load_backbone(path)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise RecipeError(f"backbone {path} does not load ({err}) — {how}") from err
+    return (f"backbone {path.resolve()}: {backbone.family}, {backbone.num_parameters():,} parameters, "
+            f"vocabulary {backbone.vocab_size}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("backbone", type=Path, help="backbone folder (load_backbone)")
+    parser.add_argument("--made-by", default="", help="the command that builds this backbone (named in the error)")
+    parser.add_argument("--no-load", action="store_true", help="only check the files, do not load the weights")
+    args = parser.parse_args(argv)
+    try:
+        print(check_backbone(args.backbone, args.made_by, load=not args.no_load))
+    except RecipeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
