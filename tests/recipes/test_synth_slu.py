@@ -10,6 +10,7 @@ import pytest
 from recipes import corpus_files, slu_templates, synth_slu
 from speechprompt.data.kaldi_dir import DataDir
 from speechprompt.data.validate import validate
+from speechprompt.score.slu import read_gold
 
 
 def test_fill_gives_token_spans_and_slurp_annotation():
@@ -62,6 +63,8 @@ def test_quick_build_is_valid_deterministic_and_annotated(tmp_path, monkeypatch)
             assert data.text[utt] == record["sentence"] and intents[utt] == record["intent"]
             assert record["intent"] == f"{record['scenario']}_{record['action']}"
             assert record["recordings"][0]["file"] == f"{utt}.flac"
+        gold = read_gold(path / "slurp.jsonl")  # the scorer reads our annotations, keyed by utterance id
+        assert set(gold) == set(data.utt_ids)
         voices[name] = set(data.utt2spk.values())
     assert set(DataDir.read(dirs["train_200"]).utt_ids) <= set(DataDir.read(dirs["train_1000"]).utt_ids)
     assert not voices["test"] & (voices["train_1000"] | voices["dev"])
