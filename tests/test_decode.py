@@ -104,6 +104,9 @@ def test_outputs_respect_the_length_guard_and_drop_specials(model):
     limits = length_limits(model, lengths, max_len=50, max_len_ratio=ratio)
     frames = model.backbone.feature_lengths(lengths).tolist()
     assert limits == [math.ceil(ratio * f) for f in frames]
+    # never past the decoder's learned positions (prompt prefix and BOS take their share)
+    capacity = model.backbone.max_decoder_positions - model.method.decoder_prefix_len - 1
+    assert length_limits(model, lengths, max_len=10**6, max_len_ratio=1e6) == [capacity] * len(frames)
     for hyps in (
         greedy_search(model, waves, lengths, tasks, max_len=50, max_len_ratio=ratio),
         beam_search(model, waves, lengths, tasks, beam_size=2, max_len=50, max_len_ratio=ratio),
@@ -124,7 +127,8 @@ class ScriptedModel:
     table = {1: [0, 0, 0, 0.6, 0.4], 3: [0, 0, 0.4, 0.3, 0.3], 4: [0, 0, 0.9, 0.05, 0.05], 2: [0, 0, 1, 0, 0]}
 
     def __init__(self):
-        self.backbone = SimpleNamespace(feature_lengths=lambda lengths: lengths)
+        self.backbone = SimpleNamespace(feature_lengths=lambda lengths: lengths, max_decoder_positions=100)
+        self.method = SimpleNamespace(decoder_prefix_len=0)
 
     def encode(self, waves, lengths, tasks):
         enc = SimpleNamespace()
