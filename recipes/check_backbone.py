@@ -37,7 +37,7 @@ def check_backbone(path: str | Path, made_by: str = "", load: bool = True) -> st
 
     try:
         backbone = load_backbone(path)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except Exception as err:  # noqa: BLE001 — whatever the cause (corrupt safetensors, bad JSON), the fix is the same
         raise RecipeError(f"backbone {path} does not load ({err}) — {how}") from err
     return (f"backbone {path.resolve()}: {backbone.family}, {backbone.num_parameters():,} parameters, "
             f"vocabulary {backbone.vocab_size}")
