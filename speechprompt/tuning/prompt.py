@@ -27,7 +27,7 @@ class PromptConfig(MethodConfig):
     init: str = option(
         "uniform",
         "how the table starts: 'uniform' in [-init_range, init_range]; 'features': frames sampled from "
-        "real encoder features of the training data (the trainer calls init_from_features); 'artifact': "
+        "real encoder features of the first training batch (or of init_from_features); 'artifact': "
         "the prompt table of init_artifact",
     )
     init_range: float = option(0.5, "bound of the uniform initialisation")
@@ -78,9 +78,26 @@ class PromptTuning(TuningMethod):
             if len(table) != config.num_tasks:
                 raise ValueError(f"{config.init_artifact}: holds {len(saved)} tasks, this model {config.num_tasks}")
         self.prompts = nn.Parameter(table)
+        # init='features': done once, by the first training forward unless init_from_features ran;
+        # a buffer so that a resumed training checkpoint does not initialise again
+        self.register_buffer("features_initialised", torch.tensor(config.init != "features"))
+        self._check_init = config.init == "features"
 
     def extend_encoder_input(self, features, mask, task_ids):
+        if self._check_init and self.training:
+            if not bool(self.features_initialised):
+                self.init_from_features(features.detach(), mask)
+                if torch.distributed.is_available() and torch.distributed.is_initialized():
+                    torch.distributed.broadcast(self.prompts.data, src=0)  # every rank starts from rank 0's frames
+            self._check_init = False
         return prepend(self.prompts[task_ids], features, mask)
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        return {"prompts": self.prompts.detach().clone()}
+
+    def load_exported(self, state: dict[str, torch.Tensor]) -> None:
+        self.load_state_dict({**state, "features_initialised": torch.tensor(True)}, strict=True)
+        self._check_init = False
 
     @torch.no_grad()
     def init_from_features(self, features: torch.Tensor, mask: torch.Tensor, task_id: int | None = None) -> None:
@@ -100,3 +117,4 @@ class PromptTuning(TuningMethod):
             else:  # short batch: sample with replacement rather than fail
                 index = torch.randint(len(frames), (count,), generator=self.generator)
             self.prompts[row] = frames[index].to(self.prompts.device)
+        self.features_initialised.fill_(True)

@@ -285,6 +285,30 @@ def test_prompt_init_from_features_uses_real_frames(pristine):
         assert (frames - vector).abs().amax(-1).min() == 0
 
 
+def test_prompt_init_features_happens_at_the_first_training_step(pristine):
+    backbone = copy.deepcopy(pristine["whisper"])
+    model = build_tuned_model(backbone, "prompt", {"num_prompts": 3, "init": "features"})
+    batch = make_batch(task_ids=(0, 0, 0))
+    with torch.no_grad():
+        model.eval()(batch)  # evaluation does not initialise
+        assert not bool(model.method.features_initialised)
+        features, mask = backbone.embed_audio(batch.waveforms, batch.wave_lengths)
+        model.train()(batch)
+        assert bool(model.method.features_initialised)
+        frames = features[mask]
+        first = model.method.prompts.detach().clone()
+        for vector in first[0]:
+            assert (frames - vector).abs().amax(-1).min() == 0
+        model(make_batch(task_ids=(0, 0, 0), seed=7))
+        assert torch.equal(model.method.prompts, first)  # once only
+    # a training checkpoint restores the flag, so resuming does not initialise again
+    resumed = build_tuned_model(copy.deepcopy(pristine["whisper"]), "prompt", {"num_prompts": 3, "init": "features"})
+    resumed.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("method.")}, strict=False)
+    with torch.no_grad():
+        resumed.train()(make_batch(task_ids=(0, 0, 0), seed=9))
+    assert torch.equal(resumed.method.prompts, first)
+
+
 def test_prompt_init_from_artifact(pristine, tmp_path):
     first = build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "prompt", {"num_prompts": 3, "seed": 5})
     first.save_artifact(tmp_path)
