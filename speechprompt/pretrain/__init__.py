@@ -5,10 +5,9 @@ per cluster -> SentencePiece BPE -> pseudo-subword targets; then an encoder-deco
 generate them (``speechprompt pretrain``).
 """
 
-from speechprompt.pretrain.frame_features import HiddenStateFeatures, MfccFeatures, extract_features
-from speechprompt.pretrain.pseudo_language import PseudoLanguage, build_pseudo_language, dedup, units_to_text
+from speechprompt.pretrain.frame_features import HiddenStateFeatures, MfccFeatures
+from speechprompt.pretrain.labelling import pseudo_label, read_pseudo_text
+from speechprompt.pretrain.pseudo_language import PseudoLanguage, dedup, units_to_text
 
-__all__ = [
-    "HiddenStateFeatures", "MfccFeatures", "PseudoLanguage", "build_pseudo_language", "dedup", "extract_features",
-    "units_to_text",
-]
+__all__ = ["HiddenStateFeatures", "MfccFeatures", "PseudoLanguage", "dedup", "pseudo_label", "read_pseudo_text",
+           "units_to_text"]

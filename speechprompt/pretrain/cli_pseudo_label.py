@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", type=int, help="encoder layer for --feature hidden (1-based; 0 = feature encoder)")
     parser.add_argument("--language", help="apply this existing pseudo language instead of fitting one")
     parser.add_argument("--max-frames", type=int, default=200_000, help="frames sampled to fit k-means")
+    parser.add_argument("--memory-mb", type=int, default=2048,
+                        help="hold features in memory up to this size, else compute them twice (default 2048)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="device for --feature hidden")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         stats = pseudo_label(
             args.data, args.out, clusters=args.clusters, bpe_vocab=args.bpe_vocab, feature=args.feature,
             backbone_dir=args.backbone, layer=args.layer, language_dir=args.language, max_frames=args.max_frames,
-            seed=args.seed, device=args.device, progress=args.progress,
+            seed=args.seed, device=args.device, memory_mb=args.memory_mb, progress=args.progress,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"speechprompt pseudo-label: {err}", file=sys.stderr)

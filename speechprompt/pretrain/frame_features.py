@@ -8,9 +8,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
-import numpy as np
 import torch
 import torchaudio
 
@@ -93,29 +90,3 @@ class HiddenStateFeatures:
         finally:
             handle.remove()
         return captured["hidden"][0].float().cpu()
-
-
-def extract_features(
-    utt_ids: Iterable[str],
-    load_audio: Callable[[str], np.ndarray],
-    featurizer: Callable[[torch.Tensor], torch.Tensor],
-    progress: bool = False,
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Features of every utterance as float32 (T, D) arrays; returns ``(features, too_short_utt_ids)``.
-
-    An utterance shorter than one 25 ms frame has no features: it is listed, never silently dropped.
-    """
-    utt_ids = list(utt_ids)
-    features, too_short = {}, []
-    iterator = utt_ids
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(utt_ids, desc="features", unit="utt")
-    for utt in iterator:
-        feats = featurizer(torch.from_numpy(np.ascontiguousarray(load_audio(utt), dtype=np.float32)))
-        if feats.shape[0] == 0:
-            too_short.append(utt)
-            continue
-        features[utt] = feats.numpy().astype(np.float32, copy=False)
-    return features, too_short

@@ -6,9 +6,19 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from speechprompt.data.kaldi_dir import DataDir
-from speechprompt.pretrain.frame_features import HiddenStateFeatures, MfccFeatures, extract_features
-from speechprompt.pretrain.pseudo_language import PseudoLanguage, build_pseudo_language
+from speechprompt.pretrain.frame_features import HiddenStateFeatures, MfccFeatures
+from speechprompt.pretrain.pseudo_language import (
+    PseudoLanguage,
+    assign_units,
+    dedup,
+    fit_kmeans,
+    train_bpe,
+    units_to_text,
+)
 
 PSEUDO_TEXT = "pseudo_text"
 
@@ -50,6 +60,14 @@ def read_pseudo_text(path: str | Path) -> dict[str, str]:
     return out
 
 
+def _frame_sample(index: int, features: np.ndarray, keep_prob: float, seed: int) -> np.ndarray:
+    """Each frame kept with probability ``keep_prob``, seeded by (seed, utterance index): the k-means
+    sample is the same whether features are held in memory or computed twice."""
+    if keep_prob >= 1.0:
+        return features
+    return features[np.random.default_rng([seed, index]).random(len(features)) < keep_prob]
+
+
 def pseudo_label(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -63,12 +81,15 @@ def pseudo_label(
     max_frames: int = 200_000,
     seed: int = 0,
     device: str = "cpu",
+    memory_mb: int = 2048,
     progress: bool = False,
 ) -> dict:
     """Label every utterance of ``data_dir``; write ``<out>/pseudo_text`` (+ the language when fitted).
 
     With ``language_dir`` an existing pseudo language is applied (dev/test sets); otherwise one is
-    fitted on ``data_dir`` and saved to ``out_dir``. Returns the statistics (also ``<out>/stats.json``).
+    fitted on ``data_dir`` (k-means on about ``max_frames`` sampled frames) and saved to ``out_dir``.
+    Features are kept in memory when they fit in ``memory_mb``, else computed a second time for the
+    assignment. Returns the statistics (also ``<out>/stats.json``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,27 +105,71 @@ def pseudo_label(
         featurizer = make_featurizer(feature, backbone_dir, layer, device)
     durations = data.durations()
     start = time.perf_counter()
-    features, too_short = extract_features(data.utt_ids, data.load_audio, featurizer, progress)
-    feature_seconds = time.perf_counter() - start
-    if language is None:
-        language, pieces, stats = build_pseudo_language(features, featurizer.config(), clusters, bpe_vocab,
-                                                        max_frames, seed)
+    feature_seconds = 0.0
+
+    def features_of(utt: str) -> np.ndarray:
+        nonlocal feature_seconds
+        t0 = time.perf_counter()
+        feats = featurizer(torch.from_numpy(np.ascontiguousarray(data.load_audio(utt), dtype=np.float32)))
+        feature_seconds += time.perf_counter() - t0
+        return feats.numpy()
+
+    def each(utts: list[str], what: str):
+        if not progress:
+            return utts
+        from tqdm.auto import tqdm
+
+        return tqdm(utts, desc=what, unit="utt")
+
+    too_short: list[str] = []
+    held: dict[str, np.ndarray] = {}
+    if language is None:  # pass 1: the k-means sample (and the features themselves when they fit)
+        total_frames = sum(durations.values()) * featurizer.frame_rate
+        keep_prob = min(1.0, max_frames / max(total_frames, 1.0))
+        hold = total_frames * featurizer.dim * 4 <= memory_mb * 2**20
+        sample = []
+        for index, utt in enumerate(each(data.utt_ids, "features")):
+            feats = features_of(utt)
+            if len(feats) == 0:
+                too_short.append(utt)
+                continue
+            sample.append(_frame_sample(index, feats, keep_prob, seed))
+            if hold:
+                held[utt] = feats
+        if not sample:
+            raise ValueError(f"{data_dir}: no utterance is long enough for one frame: nothing to cluster")
+        centroids = fit_kmeans(sample, clusters, max_frames, seed)
+        del sample
     else:
-        chars = {u: language.chars(f) for u, f in features.items()}
-        pieces = {u: language.pieces(c) for u, c in chars.items()}
-        frames = sum(len(f) for f in features.values())
-        units = sum(len(c) for c in chars.values())
-        tokens = sum(len(p) for p in pieces.values())
-        stats = {"utterances": len(features), "clusters": language.clusters, "frames": frames,
-                 "units_after_dedup": units, "dedup_ratio": units / max(frames, 1), "pseudo_tokens": tokens,
-                 "bpe_vocab_size": language.bpe.vocab_size, "units_per_token": units / max(tokens, 1)}
-    seconds = sum(durations[u] for u in features)
-    stats.update({
-        "audio_seconds": seconds, "frames_per_second": stats["frames"] / seconds,
-        "units_per_second": stats["units_after_dedup"] / seconds, "pseudo_tokens_per_second": stats["pseudo_tokens"] / seconds,
-        "skipped_too_short": len(too_short), "feature": featurizer.config(),
-        "wall_seconds": time.perf_counter() - start, "feature_wall_seconds": feature_seconds,
-    })
+        centroids = language.centroids
+    # pass 2: units of every utterance
+    skipped = set(too_short)
+    chars, frames, counts = {}, 0, np.zeros(len(centroids), dtype=np.int64)
+    for utt in each([u for u in data.utt_ids if u not in skipped], "units"):
+        feats = held.pop(utt) if held else features_of(utt)
+        if len(feats) == 0:
+            too_short.append(utt)
+            continue
+        units = assign_units(feats, centroids)
+        frames += len(units)
+        counts += np.bincount(units, minlength=len(centroids))
+        chars[utt] = units_to_text(dedup(units))
+    if language is None:
+        language = PseudoLanguage(centroids, train_bpe((chars[u] for u in sorted(chars)), bpe_vocab),
+                                  featurizer.config(), seed)
+    pieces = {u: language.pieces(c) for u, c in chars.items()}
+    units = sum(len(c) for c in chars.values())
+    tokens = sum(len(p) for p in pieces.values())
+    seconds = sum(durations[u] for u in chars)
+    stats = {
+        "utterances": len(chars), "clusters": language.clusters, "clusters_used": int((counts > 0).sum()),
+        "frames": frames, "units_after_dedup": units, "dedup_ratio": units / max(frames, 1),
+        "pseudo_tokens": tokens, "bpe_vocab_size": language.bpe.vocab_size, "units_per_token": units / max(tokens, 1),
+        "audio_seconds": seconds, "frames_per_second": frames / seconds, "units_per_second": units / seconds,
+        "pseudo_tokens_per_second": tokens / seconds, "skipped_too_short": len(too_short),
+        "feature": featurizer.config(), "wall_seconds": time.perf_counter() - start,
+        "feature_wall_seconds": feature_seconds,
+    }
     if language_dir is None:
         language.save(out_dir, stats)
     write_pseudo_text(out_dir / PSEUDO_TEXT, pieces)

@@ -171,32 +171,3 @@ class PseudoLanguage:
         centroids = load_file(str(directory / "kmeans.safetensors"))["centroids"]
         bpe = SentencePieceTokenizer.load(directory / "bpe", "bpe")
         return cls(centroids, bpe, meta["features"], meta.get("seed", 0))
-
-
-def build_pseudo_language(
-    features: dict[str, np.ndarray],
-    feature_config: dict,
-    clusters: int = 100,
-    bpe_vocab: int = 1000,
-    max_frames: int = 200_000,
-    seed: int = 0,
-) -> tuple[PseudoLanguage, dict[str, list[str]], dict]:
-    """Fit k-means + BPE on ``features`` (utt_id -> (T, D)); return the language, each utterance's
-    pieces and statistics (frame rate, dedup ratio, pieces per second, ...)."""
-    if not features:
-        raise ValueError("no utterance has features: nothing to build a pseudo language from")
-    utt_ids = sorted(features)
-    centroids = fit_kmeans((features[u] for u in utt_ids), clusters, max_frames, seed)
-    raw_units = {u: assign_units(features[u], centroids) for u in utt_ids}
-    chars = {u: units_to_text(dedup(raw_units[u])) for u in utt_ids}
-    bpe = train_bpe((chars[u] for u in utt_ids), bpe_vocab)
-    language = PseudoLanguage(centroids, bpe, feature_config, seed)
-    pieces = {u: language.pieces(chars[u]) for u in utt_ids}
-    frames = sum(len(v) for v in raw_units.values())
-    units = sum(len(c) for c in chars.values())
-    tokens = sum(len(p) for p in pieces.values())
-    used = len(np.unique(np.concatenate(list(raw_units.values()))))
-    stats = {"utterances": len(utt_ids), "clusters": clusters, "clusters_used": int(used), "frames": frames,
-             "units_after_dedup": units, "dedup_ratio": units / frames, "pseudo_tokens": tokens,
-             "bpe_vocab_size": bpe.vocab_size, "units_per_token": units / max(tokens, 1)}
-    return language, pieces, stats

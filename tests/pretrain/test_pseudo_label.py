@@ -46,6 +46,11 @@ def test_labels_are_deterministic_and_deduplicated(phone_data, tmp_path):
     assert a["pseudo_tokens_per_second"] < a["units_per_second"] < a["frames_per_second"]
     assert a == {**b, "wall_seconds": a["wall_seconds"], "feature_wall_seconds": a["feature_wall_seconds"]}
 
+    # features computed twice instead of held in memory: the same sample, centroids and labels
+    pseudo_label(phone_data, tmp_path / "lowmem", clusters=12, bpe_vocab=40, memory_mb=0, max_frames=300)
+    pseudo_label(phone_data, tmp_path / "himem", clusters=12, bpe_vocab=40, max_frames=300)
+    assert read_pseudo_text(tmp_path / "lowmem" / "pseudo_text") == read_pseudo_text(tmp_path / "himem" / "pseudo_text")
+
     # the saved language applied to the same audio gives the same labels
     lang = PseudoLanguage.load(tmp_path / "a")
     assert lang.clusters == 12 and lang.feature_config["feature"] == "mfcc"
