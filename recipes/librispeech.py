@@ -21,8 +21,8 @@ manifest.jsonl with source file, transcript line, raw text and sha256):
 
 A malformed transcript line stops the build with ``file:line`` and what is wrong. FLAC files without
 a transcript and transcripts without a FLAC file are skipped, counted, listed (first few) and
-stored in ``OUT/librispeech/report.json``; ``--strict`` makes them errors. ``--quick`` keeps
-train_10min and about two minutes of each evaluation set (for smoke runs).
+stored in ``OUT/librispeech/report.json``; ``--strict`` makes them errors. ``--quick`` keeps about
+two minutes of each evaluation set (a seeded subset, for smoke runs); training sets stay whole.
 
 Examples:
     python -m recipes.librispeech --librispeech /data/LibriSpeech --librilight /data/librispeech_finetuning
@@ -170,8 +170,6 @@ def build(out_root: str | Path = "corpora", *, librispeech: str | Path | None = 
     unknown = [s for s in names if s not in ALL_SETS]
     if unknown or not names:
         raise LibriSpeechError(f"--sets: unknown {unknown or sets!r}; choose from {', '.join(ALL_SETS)}")
-    if quick:
-        names = [s for s in names if s not in TRAIN_SETS or s == "train_10min"]
     root = Path(out_root) / "librispeech"
     dirs = {name: root / "data" / name for name in names}
     folders = {name: source_folders(name, librispeech, librilight) for name in names}
@@ -216,7 +214,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sets", default=DEFAULT_SETS, help=f"comma-separated sets (default {DEFAULT_SETS}; "
                         f"known: {', '.join(ALL_SETS)})")
     parser.add_argument("--out", default="corpora", help="output root (default ./corpora)")
-    parser.add_argument("--quick", action="store_true", help="train_10min and ~2 minutes of each evaluation set")
+    parser.add_argument("--quick", action="store_true", help="only ~2 minutes of each evaluation set (training sets stay whole)")
     parser.add_argument("--strict", action="store_true", help="audio without transcript (or the reverse) is an error")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --quick subsets")
     parser.add_argument("--force", action="store_true", help="rebuild even when the .done marker matches")

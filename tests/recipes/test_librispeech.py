@@ -115,11 +115,15 @@ def test_missing_folders_and_options_are_clear_errors(tree, tmp_path):
         librispeech.build(tmp_path / "out", librilight=root, sets="train_100h")
 
 
-def test_quick_keeps_train_10min_and_is_rebuilt_only_when_asked(tree, tmp_path, capsys):
+def test_quick_shortens_evaluation_sets_and_is_rebuilt_only_when_asked(tree, tmp_path, capsys, monkeypatch):
     root, ids = tree
+    monkeypatch.setattr(librispeech, "QUICK_EVAL_SECONDS", 0.4)  # one 0.5 s utterance of each
     built = librispeech.build(tmp_path / "out", librispeech=root, librilight=root, quick=True,
-                              sets="train_10min,train_1h,dev_clean")
-    assert sorted(built) == ["dev_clean", "train_10min"]
+                              sets="train_10min,dev_clean")
+    assert DataDir.read(built["train_10min"]).utt_ids == sorted(ids["1h/0"])
+    assert len(DataDir.read(built["dev_clean"]).utt_ids) == 1
     again = librispeech.build(tmp_path / "out", librispeech=root, librilight=root, quick=True,
-                              sets="train_10min,train_1h,dev_clean")
+                              sets="train_10min,dev_clean")
     assert again == built and "already built" in capsys.readouterr().out
+    librispeech.build(tmp_path / "out", librispeech=root, librilight=root, sets="train_10min,dev_clean")
+    assert len(DataDir.read(built["dev_clean"]).utt_ids) == 2  # other options: rebuilt

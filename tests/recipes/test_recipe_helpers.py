@@ -66,3 +66,17 @@ def test_check_backbone_loads_a_saved_backbone(tmp_path):
     (tmp_path / "bb" / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(RecipeError, match="does not load"):
         check_backbone.check_backbone(tmp_path / "bb")
+
+
+def test_size_label_is_a_label_the_report_orders_by_hours(tmp_path):
+    from recipes.data_size import main, size_label
+    from speechprompt.report import _SIZE
+
+    labels = [size_label(s) for s in (5, 600, 3600, 5400, 36000)]
+    assert labels == ["5s", "10min", "1h", "1.5h", "10h"]
+    assert all(_SIZE.match(label) for label in labels)
+    with pytest.raises(ValueError):
+        size_label(-1)
+    utts = [Utterance(f"spk-{i}", "spk", "hello", str(tmp_path / f"{i}.flac"), 45.0) for i in range(4)]
+    write_data_dir(tmp_path / "train", utts)
+    assert main([str(tmp_path / "train")]) == 0
