@@ -68,7 +68,7 @@ def test_check_backbone_loads_a_saved_backbone(tmp_path):
         check_backbone.check_backbone(tmp_path / "bb")
 
 
-def test_size_label_is_a_label_the_report_orders_by_hours(tmp_path):
+def test_size_label_is_a_label_the_report_orders_by_hours(tmp_path, capsys):
     from recipes.data_size import main, size_label
     from speechprompt.report import _SIZE
 
@@ -79,4 +79,4 @@ def test_size_label_is_a_label_the_report_orders_by_hours(tmp_path):
         size_label(-1)
     utts = [Utterance(f"spk-{i}", "spk", "hello", str(tmp_path / f"{i}.flac"), 45.0) for i in range(4)]
     write_data_dir(tmp_path / "train", utts)
-    assert main([str(tmp_path / "train")]) == 0
+    assert main([str(tmp_path / "train")]) == 0 and capsys.readouterr().out.strip() == "3min"
