@@ -37,6 +37,9 @@ def download(packages: list[str], debs: str | Path) -> list[Path]:
         if shutil.which("apt-get") is None:
             raise RecipeError(f"cannot download {', '.join(missing)}: apt-get not found — put the .deb files in {debs}")
         done = subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True, check=False)
+        if done.returncode != 0 and os.geteuid() == 0:  # a fresh image has no package lists yet
+            subprocess.run(["apt-get", "update"], capture_output=True, check=False)
+            done = subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RecipeError(
                 f"'apt-get download {' '.join(missing)}' failed ({done.stderr.strip()[-300:]}) — run 'apt-get update' "
