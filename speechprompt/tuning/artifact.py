@@ -34,7 +34,9 @@ def backbone_name(backbone) -> str:
     return str(getattr(backbone, "family", None) or type(backbone).__name__)
 
 
-def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str | Path | None = None) -> Path:
+def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str | Path | None = None,
+                  output: str | None = None) -> Path:
+    """``output`` ("asr" or "slu"), when given, is written to task.json: what the decoder writes."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     method_state = model.method.export_state()
@@ -63,6 +65,8 @@ def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str |
         "vocab_parameters": list(model.vocab_parameter_names),
         "tokenizer": None,
     }
+    if output is not None:
+        meta["output"] = output
     if tokenizer_dir is not None:
         shutil.copytree(tokenizer_dir, directory / TOKENIZER, dirs_exist_ok=True)
         meta["tokenizer"] = TOKENIZER

@@ -22,6 +22,9 @@ from torch import nn
 
 from speechprompt.tuning.config import MethodConfig
 
+# set in a backbone's __dict__ while a method's hooks are on it (names the method)
+HOOK_MARK = "_speechprompt_hooks"
+
 
 class TuningMethod(nn.Module):
     """Base class. Subclasses set ``config_class`` and override the hook points they need."""
@@ -114,10 +117,27 @@ class TuningMethod(nn.Module):
     def add_hook(self, handle: torch.utils.hooks.RemovableHandle) -> None:
         self._hooks.append(handle)
 
+    def install(self, backbone: nn.Module) -> None:
+        """``attach`` with a guard: two methods' hooks on one backbone would silently stack."""
+        holder = backbone.__dict__.get(HOOK_MARK)
+        if holder is not None:
+            raise ValueError(
+                f"this backbone already carries the hooks of a '{holder}' TunedModel; call that model's "
+                "release() first, or build on copy.deepcopy(backbone)"
+            )
+        self.attach(backbone)
+        if self._hooks:
+            backbone.__dict__[HOOK_MARK] = self.config.method
+            self._hooked = [backbone]  # a list: not registered as a submodule
+
     def detach_hooks(self) -> None:
+        """Remove this method's hooks from the backbone (the backbone computes as before again)."""
         for handle in self._hooks:
             handle.remove()
         self._hooks.clear()
+        for backbone in getattr(self, "_hooked", []):
+            backbone.__dict__.pop(HOOK_MARK, None)
+        self._hooked = []
 
 
 def backbone_dims(backbone: nn.Module) -> tuple[int, int]:

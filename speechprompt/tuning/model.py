@@ -77,7 +77,7 @@ class TunedModel(nn.Module):
             for name in ("bos_id", "eos_id", "pad_id")
         )
         self.method = method_class(config, backbone)
-        self.method.attach(backbone)
+        self.method.install(backbone)
 
     def _resize_vocab(self, vocab_size: int | None) -> list[str]:
         """Re-initialise the decoder vocabulary when the target one differs; returns the new parameter names."""
@@ -154,6 +154,11 @@ class TunedModel(nn.Module):
             return None
         raise TypeError(f"cannot reorder a decoder cache of type {type(cache).__name__}")
 
+    def release(self) -> nn.Module:
+        """Take the method's hooks off the backbone and return it (e.g. to wrap it with another method)."""
+        self.method.detach_hooks()
+        return self.backbone
+
     # ---- bookkeeping ----
     def task_id(self, name: str) -> int:
         if name not in self.task_names:
@@ -177,11 +182,11 @@ class TunedModel(nn.Module):
             parts[part] = parts.get(part, 0) + param.numel()
         return ParameterReport(self.method_name, sum(parts.values()), self.backbone_parameters, parts)
 
-    def save_artifact(self, directory, tokenizer_dir=None) -> None:
-        """Write safetensors + task.json to ``directory`` (see artifact.py)."""
+    def save_artifact(self, directory, tokenizer_dir=None, output=None) -> None:
+        """Write safetensors + task.json to ``directory`` (see artifact.py); ``output``: "asr" or "slu"."""
         from speechprompt.tuning.artifact import save_artifact
 
-        save_artifact(self, directory, tokenizer_dir)
+        save_artifact(self, directory, tokenizer_dir, output)
 
     def add_task(self, name: str, artifact_dir) -> int:
         """Load another saved task of the same method next to the ones held; returns its task id."""

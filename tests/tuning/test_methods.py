@@ -460,3 +460,16 @@ def test_every_method_can_fit_a_batch(family, method):
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0], f"{method} on {family}: {losses[0]:.3f} -> {losses[-1]:.3f}"
+
+
+def test_hooks_of_two_models_never_stack_on_one_backbone(pristine):
+    backbone = copy.deepcopy(pristine["wav2vec2"])
+    batch = make_batch(task_ids=(0, 0, 0))
+    with torch.no_grad():
+        plain = build_tuned_model(backbone, "prompt", {"num_prompts": 2})  # no hooks: may share
+        lora = build_tuned_model(backbone, "lora", {"rank": 2})
+        with pytest.raises(ValueError, match="already carries the hooks of a 'lora'"):
+            build_tuned_model(backbone, "adapter", {})
+        lora.release()
+        adapter = build_tuned_model(backbone, "adapter", {"bottleneck": 4})
+        assert adapter(batch).loss.isfinite() and plain is not None
