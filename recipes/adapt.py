@@ -7,6 +7,8 @@ each step only once (a finished step leaves its output, so a killed sweep resume
             their ``decode:`` section holds 'speechprompt decode' options such as beam and max_len)
     decode  the test set with the best checkpoint's task artifact
     score   WER/CER (asr) or SLU-F1 (slu) against the test references
+            (slu: trains on each data dir's slot-filling targets, --text-file, default text_slu,
+            and scores against the SLURP JSONL gold, --gold, default <test>/slurp.jsonl)
     record  result.json (speechprompt.report schema): metric, trainable parameters, artifact bytes, wall time
 
 Layout: <exp>/<backbone-name>/<size>/<method>/seed<k>/{train,decode,score,result.json}
@@ -15,6 +17,9 @@ Examples:
   python -m recipes.adapt --backbone exp/wav2seq --backbone-name wav2seq --size 10min \\
       --train corpora/synth/adapt_10min --dev corpora/synth/dev --test corpora/synth/test \\
       --conf conf --methods finetune,prompt,lora --seeds 1,2 --exp exp
+  python -m recipes.adapt --task slu --backbone exp/wav2seq --backbone-name wav2seq --size 200utt \
+      --train corpora/synth_slu/data/train_200 --dev corpora/synth_slu/data/dev \
+      --test corpora/synth_slu/data/test --conf conf --methods finetune,prompt --exp exp/adapt
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 import yaml
 
 TASK_METRIC_FILE = {"asr": "wer.json", "slu": "slu.json"}
+DEFAULT_TEXT_FILE = {"asr": "text", "slu": "text_slu"}  # training targets in each data dir
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -93,7 +99,15 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         artifact_bytes=artifact_bytes,
         wall_seconds=wall_seconds,
         test_set=Path(args.test).name,
+        data_hours=data_hours(Path(args.train)),
     )
+
+
+def data_hours(train_dir: Path) -> float:
+    """Hours of audio in the adaptation set (orders the data sizes of the results table)."""
+    from speechprompt.data.kaldi_dir import DataDir
+
+    return round(sum(DataDir.read(train_dir).durations().values()) / 3600, 4)
 
 
 def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_dir: Path) -> float:
@@ -110,6 +124,8 @@ def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_
         f"experiment.dir={train_dir}",
         f"experiment.seed={seed}",
         "experiment.progress=false",
+        f"data.output={args.task}",
+        f"data.text_file={args.text_file or DEFAULT_TEXT_FILE[args.task]}",
     ]
     if args.tokenizer:
         overrides.append(f"data.tokenizer={args.tokenizer}")
@@ -157,6 +173,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dev", required=True, help="dev Kaldi data dir")
     p.add_argument("--test", required=True, help="test Kaldi data dir")
     p.add_argument("--task", choices=sorted(TASK_METRIC_FILE), default="asr")
+    p.add_argument("--text-file", help="training targets in the train/dev dirs (default: text for asr, "
+                   "text_slu for slu, written by python -m recipes.slu_targets)")
     p.add_argument("--gold", help="slu: SLURP JSONL gold annotations of the test set (default <test>/slurp.jsonl)")
     p.add_argument("--conf", default="conf", help="folder with adapt.yaml, quick.yaml and method/<name>.yaml")
     p.add_argument("--methods", required=True, help="comma-separated tuning methods")

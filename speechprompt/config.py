@@ -33,8 +33,17 @@ def _help(text: str, **kw) -> dict:
 class DataConfig:
     train: str | None = field(default=None, metadata=_help("Kaldi data dir used for training"))
     dev: str | None = field(default=None, metadata=_help("Kaldi data dir for evaluation (dev loss / WER)"))
-    tokenizer: str | None = field(default=None, metadata=_help("tokenizer folder (load_tokenizer); None: a character tokenizer of data.train's text"))
+    tokenizer: str | None = field(default=None, metadata=_help("tokenizer folder (load_tokenizer); None: train one (data.tokenizer_kind) on data.train's targets"))
+    tokenizer_kind: Literal["char", "bpe", "unigram"] = field(default="char", metadata=_help(
+        "tokenizer trained on data.train's targets when data.tokenizer is not set"))
+    tokenizer_vocab: int = field(default=500, metadata=_help(
+        "bpe/unigram: vocabulary size (an upper bound on small corpora)"))
     tasks: list[str] | None = field(default=None, metadata=_help("task names: task id = position in this list"))
+    text_file: str = field(default="text", metadata=_help(
+        "file in each data dir (train and dev) holding the targets, Kaldi text format; e.g. text_slu for slot filling"))
+    output: Literal["asr", "slu"] = field(default="asr", metadata=_help(
+        "what the decoder learns to write: asr (transcripts) or slu (slot-filling targets "
+        "'intent | words [ type : filler ]': normalisation keeps the markup, the artifact is marked as slot filling)"))
     max_batch_seconds: float = field(default=60.0, metadata=_help("audio seconds per batch (per process)"))
     max_utt_seconds: float | None = field(default=None, metadata=_help("skip (and count) longer utterances"))
     spec_augment: bool = field(default=False, metadata=_help("SpecAugment on encoder features while training"))
@@ -47,6 +56,10 @@ class DataConfig:
             raise ConfigError(f"data.max_utt_seconds must be > 0 or null (got {self.max_utt_seconds})")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0 (got {self.num_workers})")
+        if self.tokenizer_vocab < 5:
+            raise ConfigError(f"data.tokenizer_vocab must be >= 5 (4 special ids + 1), got {self.tokenizer_vocab}")
+        if not self.text_file or "/" in self.text_file:
+            raise ConfigError(f"data.text_file must be a file name inside the data dir, e.g. text_slu (got {self.text_file!r})")
 
 
 @dataclass

@@ -171,6 +171,18 @@ def user_errors() -> tuple[type[Exception], ...]:
     return ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, FileNotFoundError
 
 
+def check_target_lengths(dataset, backbone) -> None:
+    """Fail before training when a target needs more decoder positions than the backbone learned."""
+    limit = getattr(backbone, "max_decoder_positions", None)
+    if not limit:
+        return
+    longest, utt = max((len(dataset.tokenizer.encode(dataset.text_of(i))) + 1, dataset.utt_ids[i])
+                       for i in range(len(dataset)))  # + BOS
+    if longest > limit:
+        raise ConfigError(f"utterance {utt}: its target needs {longest} decoder positions, the backbone has {limit}; "
+                          f"use subwords (data.tokenizer_kind=bpe) or a backbone with more positions")
+
+
 def _argv(args) -> list[str]:
     out = (["--config", args.config] if args.config else []) + list(args.overrides)
     return out
@@ -181,7 +193,9 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
 
     from speechprompt.backbones import build_backbone, load_backbone
     from speechprompt.data.dataset import SpeechDataset
+    from speechprompt.data.targets import check_lossless, read_with_targets
     from speechprompt.data.text import load_tokenizer, train_tokenizer
+    from speechprompt.score.slu_format import RESERVED, SLU_MARKUP
     from speechprompt.tuning import build_tuned_model, make_config
 
     make_config(cfg.method.name, cfg.method.options)  # a wrong method option fails before anything is written
@@ -189,17 +203,28 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
     log = print if is_main else (lambda *a, **k: None)
     exp = prepare_experiment(cfg, argv, is_main)
     torch.manual_seed(cfg.experiment.seed)
+    # slot filling: normalisation keeps the markup of 'intent | words [ type : filler ]'
+    keep = SLU_MARKUP if cfg.data.output == "slu" else ""
+    train_data = read_with_targets(cfg.data.train, cfg.data.text_file)
     if cfg.data.tokenizer:
         tokenizer = load_tokenizer(cfg.data.tokenizer)
-    else:  # a character tokenizer of the training texts, deterministic on every rank
-        from speechprompt.data.kaldi_dir import DataDir
+    else:  # a tokenizer of the training targets, deterministic on every rank
         from speechprompt.data.text import normalize_text
 
-        texts = [normalize_text(t) for t in DataDir.read(cfg.data.train).text.values()]
-        tokenizer = train_tokenizer("char", texts, exp / "tokenizer" if is_main else None)
-        log(f"trained a character tokenizer ({tokenizer.vocab_size} ids) into {exp / 'tokenizer'}")
-    train_set = SpeechDataset(cfg.data.train, tokenizer, cfg.data.tasks)
-    dev_set = SpeechDataset(cfg.data.dev, tokenizer, cfg.data.tasks) if cfg.data.dev else None
+        kind = cfg.data.tokenizer_kind
+        texts = [normalize_text(t, keep=keep) for t in train_data.text.values()]
+        symbols = list(RESERVED) if keep and kind != "char" else []  # subwords never swallow the slot markup
+        tokenizer = train_tokenizer(kind, texts, exp / "tokenizer" if is_main else None,
+                                    vocab_size=cfg.data.tokenizer_vocab, symbols=symbols)
+        log(f"trained a {kind} tokenizer ({tokenizer.vocab_size} ids) into {exp / 'tokenizer'}")
+    if cfg.data.output == "slu":
+        try:
+            check_lossless(tokenizer, train_data.text, keep, where=cfg.data.tokenizer or str(exp / "tokenizer"))
+        except ValueError as err:
+            raise ConfigError(f"data.tokenizer: {err}") from err
+    train_set = SpeechDataset(train_data, tokenizer, cfg.data.tasks, keep=keep)
+    dev_set = (SpeechDataset(read_with_targets(cfg.data.dev, cfg.data.text_file), tokenizer, cfg.data.tasks, keep=keep)
+               if cfg.data.dev else None)
     if cfg.backbone.path:
         backbone = load_backbone(cfg.backbone.path)
     else:
@@ -207,6 +232,7 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
         if is_main:  # a task artifact names its backbone: keep the random one it was trained on
             backbone.save_pretrained(exp / "backbone")
             log(f"built a random {cfg.backbone.family}/{cfg.backbone.size} backbone, saved to {exp / 'backbone'}")
+    check_target_lengths(train_set, backbone)
     if cfg.data.spec_augment:
         attach_spec_augment(backbone)
     options = dict(cfg.method.options)
@@ -221,6 +247,6 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
         return 130
     if is_main:
         tok_dir = Path(cfg.data.tokenizer) if cfg.data.tokenizer else exp / "tokenizer"
-        model.save_artifact(exp / "artifact", tok_dir)
+        model.save_artifact(exp / "artifact", tok_dir, output=cfg.data.output)
         log(f"task artifact: {exp / 'artifact'} ({result.stopped} at step {result.step})")
     return 0
