@@ -39,25 +39,35 @@ def greedy_search(
     max_len: int = 200,
     max_len_ratio: float = 1.0,
 ) -> list[list[int]]:
-    """waveforms (B,S), wave_lengths (B,), task_ids (B,) -> B lists of token ids (argmax each step)."""
+    """waveforms (B,S), wave_lengths (B,), task_ids (B,) -> B lists of token ids (argmax each step).
+
+    Rows that finish leave the batch (tensors and KV cache), so long utterances do not make the
+    short ones pay for further steps.
+    """
     limits = length_limits(model, wave_lengths, max_len, max_len_ratio)
     enc = model.encode(waveforms, wave_lengths, task_ids)
-    batch = len(limits)
-    prefix = torch.full((batch, 1), model.bos_id, dtype=torch.long, device=waveforms.device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=waveforms.device)
-    limit = torch.tensor(limits, device=waveforms.device)
+    outputs: list[list[int]] = [[] for _ in limits]
+    rows = list(range(len(limits)))  # original batch rows still decoding, in the order of the tensors
+    prefix = torch.full((len(rows), 1), model.bos_id, dtype=torch.long, device=waveforms.device)
     cache = None
-    outputs: list[list[int]] = [[] for _ in range(batch)]
-    for step in range(max(limits)):
+    while rows:
         log_probs, cache = model.decode_step(enc, prefix, cache, task_ids)
         tokens = log_probs.argmax(-1)
-        for row in (~finished).nonzero().flatten().tolist():
-            if int(tokens[row]) != model.eos_id:
-                outputs[row].append(int(tokens[row]))
-        finished |= (tokens == model.eos_id) | (step + 1 >= limit)
-        if bool(finished.all()):
-            break
-        prefix = torch.cat([prefix, tokens.masked_fill(finished, model.eos_id)[:, None]], dim=1)
+        keep = []
+        for position, (row, token) in enumerate(zip(rows, tokens.tolist(), strict=True)):
+            if token == model.eos_id:
+                continue
+            outputs[row].append(token)
+            if len(outputs[row]) < limits[row]:
+                keep.append(position)
+        if len(keep) < len(rows):  # drop finished rows from every tensor and the cache
+            if not keep:
+                break
+            index = torch.tensor(keep, device=waveforms.device)
+            enc, task_ids, prefix, tokens = enc.index_select(index), task_ids[index], prefix[index], tokens[index]
+            cache = model.reorder_cache(cache, index)
+            rows = [rows[position] for position in keep]
+        prefix = torch.cat([prefix, tokens[:, None]], dim=1)
     return outputs
 
 
