@@ -171,16 +171,23 @@ def user_errors() -> tuple[type[Exception], ...]:
     return ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, FileNotFoundError
 
 
-def check_target_lengths(dataset, backbone) -> None:
-    """Fail before training when a target needs more decoder positions than the backbone learned."""
+def check_target_lengths(dataset, backbone, max_seconds: float | None = None) -> None:
+    """Fail before training when a target needs more decoder positions than the backbone learned.
+
+    Utterances longer than ``max_seconds`` (``data.max_utt_seconds``) are never batched, so they are not checked.
+    """
     limit = getattr(backbone, "max_decoder_positions", None)
     if not limit:
         return
+    used = [i for i in range(len(dataset)) if max_seconds is None or dataset.durations[i] <= max_seconds]
+    if not used:
+        return
     longest, utt = max((len(dataset.tokenizer.encode(dataset.text_of(i))) + 1, dataset.utt_ids[i])
-                       for i in range(len(dataset)))  # + BOS
+                       for i in used)  # + BOS
     if longest > limit:
         raise ConfigError(f"utterance {utt}: its target needs {longest} decoder positions, the backbone has {limit}; "
-                          f"use subwords (data.tokenizer_kind=bpe) or a backbone with more positions")
+                          f"use subwords (data.tokenizer_kind=bpe), a backbone with more positions, or a lower "
+                          f"data.max_utt_seconds")
 
 
 def _argv(args) -> list[str]:
@@ -232,7 +239,8 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
         if is_main:  # a task artifact names its backbone: keep the random one it was trained on
             backbone.save_pretrained(exp / "backbone")
             log(f"built a random {cfg.backbone.family}/{cfg.backbone.size} backbone, saved to {exp / 'backbone'}")
-    check_target_lengths(train_set, backbone)
+    for dataset in (train_set, dev_set) if dev_set is not None else (train_set,):
+        check_target_lengths(dataset, backbone, cfg.data.max_utt_seconds)
     if cfg.data.spec_augment:
         attach_spec_augment(backbone)
     options = dict(cfg.method.options)
