@@ -79,6 +79,10 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> SentencePieceTokenizer:
     texts = [t for t in texts if t]
     if not texts:
         raise ValueError("no pseudo-character text to train BPE on")
+    letters = len(set().union(*map(set, texts)))
+    if vocab_size < letters + 4:  # every unit must stay a piece of its own (no <unk> in the targets)
+        raise ValueError(f"a BPE vocabulary of {vocab_size} cannot hold the {letters} pseudo characters in use "
+                         f"+ 4 special ids: use --bpe-vocab {letters + 4} or more (or fewer --clusters)")
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts), model_writer=model, model_type="bpe", vocab_size=vocab_size,

@@ -75,6 +75,9 @@ def test_cli_prints_statistics(phone_data, tmp_path, capsys):
     assert (tmp_path / "pl" / "kmeans.safetensors").is_file() and (tmp_path / "pl" / "bpe" / "spm.model").is_file()
     rc = main(["pseudo-label", "--data", str(phone_data), "--out", str(tmp_path / "x"), "--clusters", "100000"])
     assert rc == 2 and "clusters must be in" in capsys.readouterr().err
+    rc = main(["pseudo-label", "--data", str(phone_data), "--out", str(tmp_path / "y"), "--clusters", "10",
+               "--bpe-vocab", "8"])
+    assert rc == 2 and "use --bpe-vocab 14 or more" in capsys.readouterr().err
 
 
 def test_hidden_state_features_of_a_backbone(phone_data, tmp_path):
