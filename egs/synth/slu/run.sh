@@ -8,7 +8,7 @@
 # intent accuracy and WER, and RESULTS.md compares each method with fine-tuning.
 #
 #   ./run.sh                      # the full run
-#   ./run.sh --quick              # every stage at tiny sizes (a few minutes; what CI runs)
+#   ./run.sh --quick --results RESULTS.quick.md   # every stage at tiny sizes (a few minutes; what CI runs)
 #   ./run.sh --backbone here      # pretrain a Wav2Seq backbone here instead of reusing egs/synth/asr's
 #   ./run.sh --stage 5 --seeds "1 2 3"
 # Options: see recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results, --force), and
