@@ -276,7 +276,8 @@ def train(
     skipped = bad_steps = 0
     stopped = "max_steps"
     last_loss = None
-    window = {"loss": 0.0, "n": 0, "seconds": 0.0, "start": time.perf_counter()}
+    window = {"loss": 0.0, "n": 0, "seconds": 0.0, "time": 0.0}  # time: of training steps only
+    tick = time.perf_counter()  # end of the previous step (or evaluation / checkpoint)
     progress = _progress(exp.progress and dctx.is_main, opt_cfg.max_steps, step)
     with _StopRequest() as stop_request:
         while step < opt_cfg.max_steps and stopped == "max_steps":
@@ -325,17 +326,16 @@ def train(
                 window["loss"] += last_loss
                 window["n"] += 1
                 window["seconds"] += float(summed[1])
+                window["time"] += time.perf_counter() - tick
+                speed = window["seconds"] / max(window["time"], 1e-9)
                 if progress is not None:
-                    elapsed = time.perf_counter() - window["start"]
                     progress.update(1)
-                    progress.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.2e}",
-                                         audio_s_per_s=f"{window['seconds'] / max(elapsed, 1e-9):.1f}")
+                    progress.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.2e}", audio_s_per_s=f"{speed:.1f}")
                 if step % exp.log_every == 0 or step == opt_cfg.max_steps:
-                    elapsed = time.perf_counter() - window["start"]
                     log_file.write({"step": step, "epoch": epoch, "loss": window["loss"] / window["n"], "lr": lr,
                                     "grad_norm": grad_norm, "skipped_steps": skipped,
-                                    "audio_seconds_per_second": window["seconds"] / elapsed})
-                    window = {"loss": 0.0, "n": 0, "seconds": 0.0, "start": time.perf_counter()}
+                                    "audio_seconds_per_second": speed})
+                    window = {"loss": 0.0, "n": 0, "seconds": 0.0, "time": 0.0}
                 if exp.eval_every and dev_set is not None and (step % exp.eval_every == 0 or step == opt_cfg.max_steps):
                     record = evaluate()
                     metric = record.get(exp.best_metric, record["dev_loss"])
@@ -350,7 +350,6 @@ def train(
                         plot_learning_curve(log_file.path, exp_dir / "learning_curve.png")
                     if exp.early_stop_patience and evals_without_gain >= exp.early_stop_patience:
                         stopped = "early_stop"
-                    window["start"] = time.perf_counter()  # evaluation time is not training throughput
                 signum = stop_request.signum
                 signum = dctx.all_reduce_max(signum or 0)
                 if signum:
@@ -358,6 +357,7 @@ def train(
                 if (exp.save_every and step % exp.save_every == 0) or signum or stopped != "max_steps" \
                         or step >= opt_cfg.max_steps:
                     save(ckpt.step_dir(ckpt_root, step), "step")
+                tick = time.perf_counter()  # evaluation and checkpoints are not training throughput
                 if step >= opt_cfg.max_steps or stopped != "max_steps":
                     break
             else:
