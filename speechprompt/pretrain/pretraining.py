@@ -45,6 +45,23 @@ def pseudo_labelled(data_dir: str | Path, pseudo_text_path: Path, log=print) -> 
     return subset
 
 
+def fitting_targets(data: DataDir, limit: int | None, what: str, log=print) -> DataDir:
+    """Leave out utterances whose pseudo subwords (+ BOS and EOS) exceed ``limit`` decoder positions."""
+    if not limit:
+        return data
+    keep = [u for u in data.utt_ids if len(data.text[u].split()) + 2 <= limit]
+    if not keep:
+        raise ValueError(f"every {what} utterance has more pseudo subwords than the decoder's {limit} positions: "
+                         "use a larger --bpe-vocab, a backbone with more positions, or shorter utterances")
+    if len(keep) < len(data.utt_ids):
+        log(f"{len(data.utt_ids) - len(keep)} {what} utterance(s) have more pseudo subwords than the decoder's "
+            f"{limit} positions and are left out")
+        text = {u: data.text[u] for u in keep}
+        data = data.select(keep)
+        data.text = text
+    return data
+
+
 def pretrain(
     cfg: TrainConfig,
     data_dir: str,
@@ -66,7 +83,12 @@ def pretrain(
     from speechprompt.backbones import build_backbone, load_backbone
     from speechprompt.data.dataset import SpeechDataset
     from speechprompt.data.text import load_tokenizer, normalize_text, train_tokenizer
-    from speechprompt.train_cli import attach_spec_augment, fit_and_export, prepare_experiment
+    from speechprompt.train_cli import (
+        attach_spec_augment,
+        check_target_lengths,
+        fit_and_export,
+        prepare_experiment,
+    )
     from speechprompt.tuning import build_tuned_model
 
     if cfg.method.name != "finetune":
@@ -107,12 +129,19 @@ def pretrain(
     else:
         raise ConfigError(f"--targets must be 'pseudo' or 'text', got {targets!r}")
 
-    train_set = SpeechDataset(train_data, tokenizer, normalize=normalize)
-    dev_set = SpeechDataset(dev_data, tokenizer, normalize=normalize) if dev_data is not None else None
     if init_backbone:
         backbone = load_backbone(init_backbone)
     else:
         backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, tokenizer.vocab_size)
+    if language is not None:  # pseudo targets longer than the decoder's positions are left out (counted)
+        limit = getattr(backbone, "max_decoder_positions", None)
+        train_data = fitting_targets(train_data, limit, "training", log)
+        dev_data = fitting_targets(dev_data, limit, "dev", log) if dev_data is not None else None
+    train_set = SpeechDataset(train_data, tokenizer, normalize=normalize)
+    dev_set = SpeechDataset(dev_data, tokenizer, normalize=normalize) if dev_data is not None else None
+    if language is None:
+        for dataset in (train_set, dev_set) if dev_set is not None else (train_set,):
+            check_target_lengths(dataset, backbone, cfg.data.max_utt_seconds)
     if cfg.data.spec_augment:
         attach_spec_augment(backbone)
     options = {"parts": ["all"], **cfg.method.options, "vocab_size": tokenizer.vocab_size}

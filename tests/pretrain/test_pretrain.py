@@ -6,6 +6,7 @@ import json
 
 from speechprompt.backbones import load_backbone
 from speechprompt.cli import main
+from speechprompt.data.kaldi_dir import DataDir
 from speechprompt.pretrain.pretraining import pseudo_labelled
 from speechprompt.pretrain.pseudo_language import PseudoLanguage
 
@@ -73,3 +74,13 @@ def test_unlabelled_utterances_are_counted(phone_data, tmp_path, capsys):
     data = pseudo_labelled(phone_data, pl / "pseudo_text")
     assert len(data.utt_ids) == len(lines) - 2
     assert "2 utterance(s)" in capsys.readouterr().out
+
+
+def test_pseudo_targets_longer_than_the_decoder_are_left_out(phone_data, capsys):
+    from speechprompt.pretrain.pretraining import fitting_targets
+
+    data = DataDir.read(phone_data)
+    data.text = {u: " ".join(["x"] * (3 + 2 * i)) for i, u in enumerate(data.utt_ids)}  # 3, 5, 7, ... pieces
+    kept = fitting_targets(data, 9, "training")
+    assert kept.utt_ids == data.utt_ids[:3] and "5 training utterance(s)" in capsys.readouterr().out
+    assert fitting_targets(data, None, "training") is data
