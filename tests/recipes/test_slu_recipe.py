@@ -166,3 +166,18 @@ def read_kaldi_text_or_empty(path: Path) -> dict[str, str]:
 
 def metrics_value(slu_json: dict, name: str) -> float:
     return slu_json["metrics"][name] if "metrics" in slu_json else slu_json[name]
+
+
+def test_train_refuses_a_tokenizer_that_loses_the_markup(tmp_path):
+    from speechprompt.config import ConfigError, load_config
+    from speechprompt.train_cli import train_task
+
+    data = make_slu_dir(tmp_path)
+    write_targets(data)
+    train_tokenizer("char", [normalize_text(t) for t in TARGETS.values()], tmp_path / "plain")
+    cfg = load_config(None, [f"data.train={data}", "data.text_file=text_slu", "data.output=slu",
+                             f"data.tokenizer={tmp_path / 'plain'}", f"experiment.dir={tmp_path / 'exp'}"])
+    with pytest.raises(ConfigError, match="spk1-u1.*decodes as"):
+        train_task(cfg, ["train"])
+    with pytest.raises(ConfigError, match="data.text_file"):
+        load_config(None, ["data.text_file=../text_slu"])
