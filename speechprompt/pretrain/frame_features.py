@@ -59,10 +59,8 @@ class HiddenStateFeatures:
         self.device = torch.device(device)
         self.dim = getattr(backbone, "encoder_dim", None)
         self.fingerprint = backbone.fingerprint()
-        probe = torch.zeros(1, SAMPLE_RATE)
-        frames = self(probe[0]).shape[0]
-        self.frame_rate = float(frames)  # frames in one second of audio
-        self.dim = self(probe[0]).shape[1]
+        probe = self(torch.zeros(SAMPLE_RATE))  # one second of silence
+        self.frame_rate, self.dim = float(probe.shape[0]), int(probe.shape[1])
 
     def config(self) -> dict:
         return {"feature": self.name, "layer": self.layer, "backbone_fingerprint": self.fingerprint,
