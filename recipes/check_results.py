@@ -1,5 +1,6 @@
 """Check a RESULTS.md written by `speechprompt report`: every expected method has a row, per data
-size and table, and every metric cell holds a finite number. CI runs this on the --quick recipe.
+size and table, and every metric cell (the primary metric and those shown with --also, e.g. span_f1,
+intent_accuracy, wer of slot filling) holds a finite number. CI runs this on the --quick recipes.
 
 Example:
   python -m recipes.check_results egs/synth/asr/RESULTS.md \\
@@ -34,13 +35,22 @@ def read_tables(text: str) -> list[list[dict[str, str]]]:
     return tables
 
 
+def _metric_columns(head: list[str]) -> list[str]:
+    """The primary metric ('... better)') and the further metrics after it (report --also), up to 'seeds'."""
+    first = next((i for i, c in enumerate(head) if "better" in c), None)
+    if first is None:
+        return []
+    end = head.index("seeds") if "seeds" in head[first:] else first + 1
+    return head[first:end]
+
+
 def check(path: Path, methods: list[str]) -> list[str]:
     problems = []
     tables = read_tables(path.read_text(encoding="utf-8"))
     if not tables:
         return [f"{path}: no results table"]
     for number, rows in enumerate(tables, 1):
-        metric_columns = [c for c in rows[0] if "better" in c] if rows else []
+        metric_columns = _metric_columns(list(rows[0])) if rows else []
         if not metric_columns:
             problems.append(f"{path}: table {number} has no metric column")
             continue
