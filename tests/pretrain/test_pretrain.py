@@ -84,3 +84,20 @@ def test_pseudo_targets_longer_than_the_decoder_are_left_out(phone_data, capsys)
     kept = fitting_targets(data, 9, "training")
     assert kept.utt_ids == data.utt_ids[:3] and "5 training utterance(s)" in capsys.readouterr().out
     assert fitting_targets(data, None, "training") is data
+
+
+def test_pretrain_resume_gives_the_same_backbone(phone_data, tmp_path, capsys):
+    import shutil
+
+    pl = tmp_path / "pl"
+    assert main(["pseudo-label", "--data", str(phone_data), "--out", str(pl), "--clusters", "8", "--bpe-vocab", "30"]) == 0
+    args = ["--data", str(phone_data), "--pseudo", str(pl), "optim.max_steps=4", "experiment.save_every=2", *FAST]
+    assert main(["pretrain", "--out", str(tmp_path / "full"), *args]) == 0
+    cut = tmp_path / "cut"
+    assert main(["pretrain", "--out", str(cut), *args]) == 0
+    shutil.rmtree(cut / "exp" / "checkpoints" / "step-00000004")
+    (cut / "model.safetensors").unlink()
+    capsys.readouterr()
+    assert main(["pretrain", "--out", str(cut), *args, "--resume"]) == 0
+    assert "step-00000002 at step 2" in capsys.readouterr().out  # continued, not started again
+    assert load_backbone(cut).fingerprint() == load_backbone(tmp_path / "full").fingerprint()
