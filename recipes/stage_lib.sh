@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick|--force) eval "$opt=true"; shift ;;
     --stage|--stop-stage|--nj|--seeds|--exp|--results) eval "$opt=\"\$2\""; shift 2 ;;
-    --help|-h) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+    --help|-h) sed -n '2,/^set -euo/p' "$(basename "$0")" | sed '$d'; exit 0 ;;  # run.sh has cd to its folder
     *)
       found=false
       for name in "${extra_opts[@]:-}"; do
