@@ -28,6 +28,7 @@ import torch
 
 from speechprompt.backbones import build_backbone
 from speechprompt.tuning import METHODS, build_tuned_model
+from speechprompt.tuning.registry import TRAINED_METHODS
 
 
 def make_batch(args: argparse.Namespace, vocab_size: int, device: str) -> SimpleNamespace:
@@ -173,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", default="wav2vec2", help="backbone family (wav2vec2, hubert, wavlm, whisper)")
     parser.add_argument("--size", default="small", help="backbone size (tiny, small, base)")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(TRAINED_METHODS), choices=list(METHODS))
     parser.add_argument("--vocab-size", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0, help="longest utterance of the batch")

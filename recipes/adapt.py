@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 TASK_METRIC_FILE = {"asr": "wer.json", "slu": "slu.json"}
+ZERO_SHOT = "zero_shot"  # the backbone untouched: no training, needs the backbone's own tokenizer
 DEFAULT_TEXT_FILE = {"asr": "text", "slu": "text_slu"}  # training targets in each data dir
 
 
@@ -46,6 +47,8 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
     """The merged YAML config of one method: common settings, the method's, then quick overrides."""
+    if method == ZERO_SHOT:
+        return {}
     method_file = conf_dir / "method" / f"{method}.yaml"
     if not method_file.is_file():
         known = sorted(p.stem for p in (conf_dir / "method").glob("*.yaml"))
@@ -115,6 +118,8 @@ def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_
     from speechprompt.train_cli import train_task
 
     train_dir.mkdir(parents=True, exist_ok=True)
+    if method == ZERO_SHOT:
+        return save_zero_shot(args, train_dir / "artifact")
     conf_file = train_dir / "recipe_config.yaml"
     conf_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     overrides = [
@@ -138,6 +143,20 @@ def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_
     if status != 0:
         raise SystemExit(f"adapt: training {method} seed {seed} failed (exit {status}); see {train_dir}")
     return time.perf_counter() - start
+
+
+def save_zero_shot(args: argparse.Namespace, artifact: Path) -> float:
+    """The untouched backbone as a task artifact (no tensors): the reference for adaptation."""
+    from speechprompt.backbones import load_backbone
+    from speechprompt.data.text import load_tokenizer
+    from speechprompt.tuning import build_tuned_model
+
+    if not args.tokenizer:
+        raise SystemExit("adapt: zero_shot needs the backbone's own tokenizer (--tokenizer <backbone>/tokenizer)")
+    tokenizer = load_tokenizer(args.tokenizer)
+    model = build_tuned_model(load_backbone(args.backbone), ZERO_SHOT, {"vocab_size": tokenizer.vocab_size})
+    model.save_artifact(artifact, tokenizer_dir=args.tokenizer)
+    return 0.0
 
 
 def decode(args: argparse.Namespace, artifact: Path, decode_dir: Path, settings: dict) -> None:

@@ -14,6 +14,7 @@ from speechprompt.tuning.lora import LoRA, LoRAConfig
 from speechprompt.tuning.mept import MEPT, MEPTConfig
 from speechprompt.tuning.prompt import PromptConfig, PromptTuning
 from speechprompt.tuning.ulpt import ULPT, ULPTConfig
+from speechprompt.tuning.zero_shot import ZeroShot, ZeroShotConfig
 
 METHODS: dict[str, tuple[type[MethodConfig], type[TuningMethod]]] = {
     "prompt": (PromptConfig, PromptTuning),
@@ -24,7 +25,10 @@ METHODS: dict[str, tuple[type[MethodConfig], type[TuningMethod]]] = {
     "lora": (LoRAConfig, LoRA),
     "adapter": (AdapterConfig, Adapter),
     "finetune": (FinetuneConfig, Finetune),
+    "zero_shot": (ZeroShotConfig, ZeroShot),
 }
+# methods that train something (zero_shot is the untouched backbone, a reference row)
+TRAINED_METHODS: tuple[str, ...] = tuple(name for name in METHODS if name != "zero_shot")
 
 
 def method_entry(name: str) -> tuple[type[MethodConfig], type[TuningMethod]]:

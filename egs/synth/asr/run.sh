@@ -49,7 +49,8 @@ adapt_all() {  # backbone-name backbone-dir [extra options]
 
 run_stage 4 "adapt the Wav2Seq backbone with every method" adapt_all wav2seq "$exp/wav2seq"
 
+# the supervised backbone already speaks characters: its untouched (zero-shot) decoding is a row too
 run_stage 5 "adapt the supervised backbone with every method" \
-  adapt_all supervised "$exp/supervised" --tokenizer "$exp/supervised/tokenizer"
+  adapt_all supervised "$exp/supervised" --tokenizer "$exp/supervised/tokenizer" --methods "zero_shot,$methods"
 
 run_stage 6 "results table" speechprompt report "$exp/adapt" --out "$results"
