@@ -16,8 +16,9 @@ Output: ``OUT/slurp/data/<set>/``: ``wav.scp`` (absolute paths of the original F
 is copied), ``text`` (the normalised words, slot fillers in place), ``utt2spk``, ``spk2utt``,
 ``utt2dur``, ``utt2intent``, ``slurp.jsonl`` (the gold annotations of the imported recordings, each
 recording with its ``utt_id``), ``manifest.jsonl``, and ``skipped.txt`` (recordings left out and why:
-audio missing or unreadable, or another kind with ``--recordings``). Sets are named as SLURP names
-them. Malformed JSONL fails with the file and line; skipped recordings are counted and reported.
+audio missing or unreadable, another kind with ``--recordings``, or an annotation that cannot become
+a target, which ``--strict`` turns into an error). Sets are named as SLURP names them. Malformed
+JSONL fails with the file and line; skipped recordings are counted and reported.
 
 Examples:
   python -m recipes.slurp --slurp /data/slurp --out corpora
@@ -87,18 +88,27 @@ def read_records(path: Path) -> list[tuple[int, dict]]:
     return out
 
 
-def import_set(jsonl: Path, audio_dir: Path, out_dir: Path, recordings: str = "all") -> dict:
-    """Write one set's data dir; returns its summary with the count of skipped recordings."""
+def import_set(jsonl: Path, audio_dir: Path, out_dir: Path, recordings: str = "all", strict: bool = False) -> dict:
+    """Write one set's data dir; returns its summary with the counts of skipped recordings and sentences.
+
+    A sentence whose annotation cannot become a target (an entity span outside the tokens, no words
+    left after normalisation, ...) is skipped with its recordings and listed, or fails with ``strict``.
+    """
     utts, gold, manifest, skipped, intents = [], [], [], [], {}
     seen: dict[str, str] = {}
+    bad_annotations = 0
     for number, record in read_records(jsonl):
         where = f"{jsonl}:{number}"
         try:
             annotation = annotation_from_slurp(record, normalize_text, where)
+            if not annotation.transcript:
+                raise SluFormatError(f"{where}: no words left after normalisation of {record.get('sentence')!r}")
         except SluFormatError as err:
-            raise RecipeError(str(err)) from err
-        if not annotation.transcript:
-            raise RecipeError(f"{where}: no words left after normalisation of {record.get('sentence')!r}")
+            if strict:
+                raise RecipeError(f"{err} (without --strict such sentences are skipped and counted)") from err
+            bad_annotations += 1
+            skipped += [f"{Path(r['file']).stem}\t{where}\tannotation: {err}" for r in record["recordings"]]
+            continue
         kept = []
         for recording in record["recordings"]:
             file = recording["file"]
@@ -141,11 +151,12 @@ def import_set(jsonl: Path, audio_dir: Path, out_dir: Path, recordings: str = "a
                    for r in sorted(gold, key=lambda r: r["_line"]))
     (out_dir / "slurp.jsonl").write_text(body, encoding="utf-8")
     (out_dir / "skipped.txt").write_text("".join(f"{s}\n" for s in skipped), encoding="utf-8")
-    return {**corpus_files.summarize(utts), "sentences": len(gold), "skipped_recordings": len(skipped)}
+    return {**corpus_files.summarize(utts), "sentences": len(gold), "skipped_recordings": len(skipped),
+            "skipped_bad_annotations": bad_annotations}
 
 
 def build(out_root: str | Path = "corpora", *, slurp: str | Path, sets: list[str] | None = None,
-          recordings: str = "all", quick: bool = False) -> dict[str, Path]:
+          recordings: str = "all", strict: bool = False, quick: bool = False) -> dict[str, Path]:
     """Import the SLURP sets found under ``slurp`` into ``out_root/slurp/data/<set>``; returns set -> dir.
 
     ``sets`` defaults to every set whose JSONL exists. ``quick`` has no effect (a local copy is
@@ -160,7 +171,7 @@ def build(out_root: str | Path = "corpora", *, slurp: str | Path, sets: list[str
     if unknown:
         raise RecipeError(f"unknown SLURP set(s) {unknown}; SLURP has {', '.join(SETS)}")
     root = Path(out_root) / NAME
-    options = {"slurp": str(slurp_dir.resolve()), "sets": wanted, "recordings": recordings}
+    options = {"slurp": str(slurp_dir.resolve()), "sets": wanted, "recordings": recordings, "strict": strict}
     code = corpus_files.code_checksum(sys.modules[__name__], corpus_files)
     dirs = {s: root / "data" / s for s in wanted}
     if corpus_files.is_built(root, options, code):
@@ -174,7 +185,7 @@ def build(out_root: str | Path = "corpora", *, slurp: str | Path, sets: list[str
         if audio_dir is None:
             raise RecipeError(f"{slurp_dir}: no {SETS[set_name]}/ audio folder for {set_name} (looked in {slurp_dir}, "
                               f"{slurp_dir / 'audio'}, {slurp_dir / 'slurp' / 'audio'}); unpack SLURP's audio there")
-        summary[set_name] = import_set(jsonl, audio_dir, dirs[set_name], recordings)
+        summary[set_name] = import_set(jsonl, audio_dir, dirs[set_name], recordings, strict)
         print(f"{NAME}/{set_name}: {summary[set_name]}"
               + (f" — skipped recordings listed in {dirs[set_name] / 'skipped.txt'}"
                  if summary[set_name]["skipped_recordings"] else ""))
@@ -190,10 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default="", help=f"comma-separated sets (default: every one found of {', '.join(SETS)})")
     parser.add_argument("--recordings", default="all", choices=RECORDING_KINDS,
                         help="which recordings of each sentence: all, headset (close-talk) or far (far-field)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on a sentence whose annotation cannot become a target (default: skip and count it)")
     args = parser.parse_args(argv)
     try:
         build(args.out, slurp=args.slurp, sets=[s for s in args.sets.split(",") if s] or None,
-              recordings=args.recordings)
+              recordings=args.recordings, strict=args.strict)
     except RecipeError as err:
         print(f"slurp: {err}", file=sys.stderr)
         return 1

@@ -100,7 +100,13 @@ def test_malformed_lines_name_file_and_line(tmp_path):
     bad_span = record(9, "play jazz", "play_music", [("music_genre", [5])], ["audio-9.flac"])
     devel.write_text(good + json.dumps(bad_span) + "\n")
     with pytest.raises(RecipeError, match=r"devel\.jsonl:2: entity 0 \(music_genre\) span"):
-        slurp.build(tmp_path / "out", slurp=tree, sets=["devel"])
+        slurp.build(tmp_path / "out", slurp=tree, sets=["devel"], strict=True)
+    # without strict, the sentence is skipped with its recordings, counted and listed with its line
+    dirs = slurp.build(tmp_path / "out", slurp=tree, sets=["devel"])
+    assert DataDir.read(dirs["devel"]).utt_ids == ["audio-3", "audio-3-headset"]
+    skipped = (dirs["devel"] / "skipped.txt").read_text()
+    assert skipped.startswith("audio-9\t") and "devel.jsonl:2" in skipped and "annotation: " in skipped
+    assert '"skipped_bad_annotations": 1' in (tmp_path / "out" / "slurp" / ".done").read_text()
 
 
 def test_missing_layout_is_explained(tmp_path):
