@@ -61,10 +61,12 @@ ENCODER_SIZES: dict[str, dict[str, Any]] = {
     # ~3.9M encoder parameters, the CPU recipes' backbone: a 4-layer front-end (receptive field 425
     # samples) and 4 transformer layers. Chosen with benchmarks/backbone_speed.py: about 1.8x the
     # training throughput of the 7-layer 64-256 channel front-end with 6 layers (2.3x under bf16)
+    # Pre-LN layers ("stable layer norm"): trained from scratch on 2 h of speech, post-LN layers collapsed
+    # to a time-constant output within 250 steps (std over time 2e-5); pre-LN ones kept varying (0.03).
     "small": dict(conv_dim=(32, 64, 128, 128), conv_kernel=(10, 8, 8, 4), conv_stride=(5, 4, 4, 4),
                   hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
                   num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16, mask_time_prob=0.05,
-                  mask_time_length=5),
+                  mask_time_length=5, do_stable_layer_norm=True),
     # wav2vec2-base / HuBERT-base geometry (95M encoder), layer-norm front-end
     "base": dict(conv_dim=(512,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
                  hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
@@ -142,9 +144,9 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
             raise BackboneError(f"unknown size {size!r} for {encoder_type}; choose one of {sorted(ENCODER_SIZES)}")
         if encoder_type not in ENCODERS:
             raise BackboneError(f"unknown encoder type {encoder_type!r}; choose one of {sorted(ENCODERS)}")
-        enc_kwargs = dict(ENCODER_SIZES[size], feat_extract_norm="layer", do_stable_layer_norm=False,
-                          hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0,
-                          feat_proj_dropout=0.0, layerdrop=0.0)
+        enc_kwargs = dict(dict(feat_extract_norm="layer", do_stable_layer_norm=False, hidden_dropout=0.1,
+                               attention_dropout=0.1, activation_dropout=0.0, feat_proj_dropout=0.0,
+                               layerdrop=0.0), **ENCODER_SIZES[size])
         enc_kwargs.setdefault("mask_time_prob", 0.0)
         dec_kwargs = _decoder_kwargs(size, vocab_size)
         for key, value in overrides.items():
