@@ -37,7 +37,7 @@ import soundfile
 from recipes import corpus_files
 from recipes.corpus_files import RecipeError, Utterance
 from speechprompt.data.text import normalize_text
-from speechprompt.score.slu_format import SluFormatError, annotation_from_slurp
+from speechprompt.score.slu_format import SluFormatError, annotation_from_slurp, read_json_objects
 
 NAME = "slurp"
 SETS = {"train": "slurp_real", "train_synthetic": "slurp_synth", "devel": "slurp_real", "test": "slurp_real"}
@@ -65,27 +65,13 @@ def recording_kind(file: str) -> str:
 
 def read_records(path: Path) -> list[tuple[int, dict]]:
     """(line number, record) of a SLURP JSONL file; malformed lines raise RecipeError naming file:line."""
-    out = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise RecipeError(f"{path}: cannot read ({err})") from err
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise RecipeError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
-        if not isinstance(record, dict):
-            raise RecipeError(f"{where}: expected a JSON object per line")
+    records = read_json_objects(path, RecipeError)
+    for number, record in records:
         recordings = record.get("recordings")
         if not isinstance(recordings, list) or not all(isinstance(r, dict) and isinstance(r.get("file"), str)
                                                       and r["file"] for r in recordings):
-            raise RecipeError(f"{where}: 'recordings' must be a list of objects with a 'file' name")
-        out.append((number, record))
-    return out
+            raise RecipeError(f"{path}:{number}: 'recordings' must be a list of objects with a 'file' name")
+    return records
 
 
 def import_set(jsonl: Path, audio_dir: Path, out_dir: Path, recordings: str = "all", strict: bool = False) -> dict:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 
 BACKBONE_FILE = "speechprompt_backbone.json"
 # transformers writes these into config.json; they name the software, not the model.
@@ -126,6 +127,29 @@ class SpeechSeq2Seq(nn.Module, ABC):
     @abstractmethod
     def max_decoder_positions(self) -> int:
         """How many decoder input positions (prefix vectors + BOS + tokens) the decoder can take."""
+
+    def check_decoder_room(self, past: int, length: int) -> None:
+        """Refuse decoder input beyond the learned positions (cache ``past`` + ``length`` new positions)."""
+        if past + length > self.max_decoder_positions:
+            raise BackboneError(f"decoder input of {past + length} positions exceeds the "
+                                f"{self.max_decoder_positions} learned positions of this backbone")
+
+    def run_decoder_layers(self, hidden: torch.Tensor, enc_hidden: torch.Tensor, enc_mask: torch.Tensor,
+                           cache: EncoderDecoderCache, config) -> torch.Tensor:
+        """hidden (B,L,Dd) after embeddings -> (B,L,Dd) through `decoder_layers` (causal self-attention
+        over cache + new positions, cross-attention masked to real encoder frames)."""
+        batch, length, _ = hidden.shape
+        past = cache.get_seq_length()
+        self_mask = create_causal_mask(
+            config=config, inputs_embeds=hidden,
+            attention_mask=torch.ones(batch, past + length, dtype=torch.bool, device=hidden.device),
+            cache=cache.self_attention_cache)
+        cross_mask = create_bidirectional_mask(config=config, inputs_embeds=hidden,
+                                               attention_mask=enc_mask, encoder_hidden_states=enc_hidden)
+        for layer in self.decoder_layers:
+            hidden = layer(hidden, self_mask, enc_hidden, encoder_attention_mask=cross_mask,
+                           cache=cache, use_cache=True)
+        return hidden
 
     @abstractmethod
     def feature_lengths(self, wave_lengths: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from transformers import (
     WavLMModel,
 )
 from transformers.cache_utils import EncoderDecoderCache
-from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.masking_utils import create_bidirectional_mask
 
 from speechprompt.backbones.base import BackboneError, SpeechSeq2Seq, lengths_to_mask, new_decoder_cache
 
@@ -292,11 +292,9 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
         bart = self._bart
         if cache is None:
             cache = new_decoder_cache()
-        batch, length, _ = input_embeds.shape
+        length = input_embeds.shape[1]
         past = cache.get_seq_length()
-        if past + length > bart.max_target_positions:
-            raise BackboneError(f"decoder input of {past + length} positions exceeds the "
-                                f"{bart.max_target_positions} learned positions of this backbone")
+        self.check_decoder_room(past, length)
         if hasattr(self.model, "enc_to_dec_proj"):
             enc_hidden = self.model.enc_to_dec_proj(enc_hidden)
         position_ids = torch.arange(past, past + length, device=input_embeds.device)
@@ -304,15 +302,7 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
         if self.options.get("embedding_layer_norm", True):  # BART has it; fairseq/Wav2Seq decoders do not
             hidden = bart.layernorm_embedding(hidden)
         hidden = nn.functional.dropout(hidden, p=bart.dropout, training=self.training)
-        self_mask = create_causal_mask(
-            config=bart.config, inputs_embeds=hidden,
-            attention_mask=torch.ones(batch, past + length, dtype=torch.bool, device=hidden.device),
-            cache=cache.self_attention_cache)
-        cross_mask = create_bidirectional_mask(config=bart.config, inputs_embeds=hidden,
-                                               attention_mask=enc_mask, encoder_hidden_states=enc_hidden)
-        for layer in self.decoder_layers:
-            hidden = layer(hidden, self_mask, enc_hidden, encoder_attention_mask=cross_mask,
-                           cache=cache, use_cache=True)
+        hidden = self.run_decoder_layers(hidden, enc_hidden, enc_mask, cache, bart.config)
         return self.model.decoder.lm_head(hidden), cache
 
     def resize_vocab(self, new_size: int) -> None:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 from transformers.cache_utils import EncoderDecoderCache
-from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.masking_utils import create_bidirectional_mask
 
 from speechprompt.backbones.base import BackboneError, SpeechSeq2Seq, lengths_to_mask, new_decoder_cache
 
@@ -187,23 +187,13 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
         decoder = self.model.model.decoder
         if cache is None:
             cache = new_decoder_cache()
-        batch, length, _ = input_embeds.shape
+        length = input_embeds.shape[1]
         past = cache.get_seq_length()
-        if past + length > decoder.max_target_positions:
-            raise BackboneError(f"decoder input of {past + length} positions exceeds the "
-                                f"{decoder.max_target_positions} learned positions of this backbone")
+        self.check_decoder_room(past, length)
         position_ids = torch.arange(past, past + length, device=input_embeds.device)
         hidden = input_embeds + decoder.embed_positions.weight[position_ids].to(input_embeds.dtype)
         hidden = nn.functional.dropout(hidden, p=decoder.dropout, training=self.training)
-        self_mask = create_causal_mask(
-            config=decoder.config, inputs_embeds=hidden,
-            attention_mask=torch.ones(batch, past + length, dtype=torch.bool, device=hidden.device),
-            cache=cache.self_attention_cache)
-        cross_mask = create_bidirectional_mask(config=decoder.config, inputs_embeds=hidden,
-                                               attention_mask=enc_mask, encoder_hidden_states=enc_hidden)
-        for layer in self.decoder_layers:
-            hidden = layer(hidden, self_mask, enc_hidden, encoder_attention_mask=cross_mask,
-                           cache=cache, use_cache=True)
+        hidden = self.run_decoder_layers(hidden, enc_hidden, enc_mask, cache, decoder.config)
         hidden = decoder.layer_norm(hidden)
         return self.model.proj_out(hidden), cache
 

@@ -252,14 +252,15 @@ def annotation_from_slurp(record: dict, normalize: Callable[[str], str] | None, 
     return SluAnnotation(intent, clean_words(sentence, normalize))
 
 
-def read_slurp_jsonl(path: str | Path, normalize: Callable[[str], str] | None) -> list[SlurpRecord]:
-    """Read SLURP-style JSONL; ids are the ``recordings[].file`` names, else ``slurp_id`` / ``id``."""
+def read_json_objects(path: str | Path, error: type[Exception] = SluFormatError) -> list[tuple[int, dict]]:
+    """(line number, object) of every non-blank line of a JSONL file; an unreadable file, invalid
+    JSON or a line that is not an object raises ``error`` naming the file (and line)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise SluFormatError(f"{path}: cannot read SLURP JSONL ({err})") from err
-    records = []
+        raise error(f"{path}: cannot read SLURP JSONL ({err})") from err
+    objects = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -267,9 +268,18 @@ def read_slurp_jsonl(path: str | Path, normalize: Callable[[str], str] | None) -
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise SluFormatError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
+            raise error(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
         if not isinstance(record, dict):
-            raise SluFormatError(f"{where}: expected a JSON object per line")
+            raise error(f"{where}: expected a JSON object per line")
+        objects.append((number, record))
+    return objects
+
+
+def read_slurp_jsonl(path: str | Path, normalize: Callable[[str], str] | None) -> list[SlurpRecord]:
+    """Read SLURP-style JSONL; ids are the ``recordings[].file`` names, else ``slurp_id`` / ``id``."""
+    records = []
+    for number, record in read_json_objects(path):
+        where = f"{path}:{number}"
         recordings = record.get("recordings") or []
         ids = [r["file"] for r in recordings if isinstance(r, dict) and r.get("file")]
         if not ids:
