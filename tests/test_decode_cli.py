@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+import serving_fixtures as fx  # tests/ is on pytest's pythonpath
 
 from speechprompt.cli import main
 from speechprompt.data.kaldi_dir import DataDir
 from speechprompt.score.transcripts import read_transcripts
-
-_spec = importlib.util.spec_from_file_location("serving_fixtures", Path(__file__).with_name("serving_fixtures.py"))
-fx = importlib.util.module_from_spec(_spec)
-sys.modules["serving_fixtures"] = fx
-_spec.loader.exec_module(fx)
 
 
 @pytest.fixture(scope="module")

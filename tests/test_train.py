@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -22,10 +21,7 @@ from speechprompt.config import OptimConfig
 from speechprompt.train import epoch_batches, lr_at, write_run_script
 
 TOY = Path(__file__).with_name("toy_training.py")
-_spec = importlib.util.spec_from_file_location("toy_training", TOY)
-toy = importlib.util.module_from_spec(_spec)
-sys.modules["toy_training"] = toy
-_spec.loader.exec_module(toy)
+import toy_training as toy  # noqa: E402 (tests/ is on pytest's pythonpath)
 
 
 def _env(**extra):

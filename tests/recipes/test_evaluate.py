@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
+
+import serving_fixtures as fx  # tests/ is on pytest's pythonpath
 
 from recipes import evaluate
 from speechprompt.data.kaldi_dir import DataDir
 from speechprompt.report import find_runs
-
-_spec = importlib.util.spec_from_file_location("serving_fixtures", Path(__file__).parents[1] / "serving_fixtures.py")
-fx = importlib.util.module_from_spec(_spec)
-sys.modules["serving_fixtures"] = fx
-_spec.loader.exec_module(fx)
 
 
 def test_evaluate_scores_each_run_on_the_other_test_set(tmp_path, capsys):
