@@ -111,10 +111,20 @@ def beam_search(
     if beam_size < 1:
         raise ValueError(f"beam_size={beam_size} must be >= 1")
     limits = length_limits(model, wave_lengths, max_len, max_len_ratio)
-    device = waveforms.device
+    enc = model.encode(waveforms, wave_lengths, task_ids)
+    return [hyps[0] if hyps else [] for hyps in beam_hypotheses(model, enc, task_ids, limits, beam_size, length_penalty)]
+
+
+def beam_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int], beam_size: int,
+                    length_penalty: float) -> list[list[list[int]]]:
+    """The finished hypotheses of each utterance, best first (at most beam_size): B lists of token id lists.
+
+    enc: the EncoderOutput of B utterances; limits: their token limits (``length_limits``).
+    """
+    device = task_ids.device
     batch, width = len(limits), beam_size
     rows = torch.arange(batch, device=device).repeat_interleave(width)  # (B*K,)
-    enc = model.encode(waveforms, wave_lengths, task_ids).index_select(rows)
+    enc = enc.index_select(rows)
     beam_tasks = task_ids[rows]
     scores = torch.full((batch, width), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: only one may expand at the first step
@@ -160,4 +170,4 @@ def beam_search(
         cache = model.reorder_cache(cache, order)
         prefix = torch.cat([prefix[order], next_tokens.view(-1, 1)], dim=1)
         scores, tokens_so_far = next_scores, next_history
-    return [hyps.items[0][1] if hyps.items else [] for hyps in finished]
+    return [[tokens for _, tokens in hyps.items] for hyps in finished]

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy (default)")
     parser.add_argument("--length-penalty", type=float, default=1.0,
                         help="beam scores are divided by length ** this (default 1.0)")
+    parser.add_argument("--ctc-weight", type=float, default=0.0,
+                        help="weight of the CTC head in joint CTC/attention decoding: 0 = attention only (default), "
+                             "1 = CTC best path only")
     parser.add_argument("--max-len", type=int, default=200, help="most tokens per utterance (default 200)")
     parser.add_argument("--max-len-ratio", type=float, default=1.0,
                         help="most tokens per encoder frame of the utterance (default 1.0)")
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         data = DataDir.read(args.data, allow_pipes=args.allow_pipes)
         transcriber = Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
                                   length_penalty=args.length_penalty, max_len=args.max_len,
-                                  max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds)
+                                  max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds,
+                                  ctc_weight=args.ctc_weight)
         for value in args.task:
             name, directory = parse_task_arg(value)
             transcriber.add_task(name, directory, args.tokenizer)
@@ -150,6 +154,7 @@ def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, 
         "settings": {
             "backbone": str(args.backbone), "tasks": {t: str(i.artifact) for t, i in transcriber.task_info.items()},
             "data": str(args.data), "beam": args.beam, "length_penalty": args.length_penalty,
+            "ctc_weight": args.ctc_weight,
             "max_len": args.max_len, "max_len_ratio": args.max_len_ratio, "batch_seconds": args.batch_seconds,
             "device": args.device, "dtype": args.dtype,
         },

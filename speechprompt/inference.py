@@ -41,6 +41,7 @@ from speechprompt.data.audio import TARGET_SAMPLE_RATE, AudioError
 from speechprompt.data.dataset import LengthBucketSampler
 from speechprompt.data.text import Tokenizer, load_tokenizer
 from speechprompt.decode import beam_search, greedy_search
+from speechprompt.joint_decode import ctc_greedy_search, joint_search
 from speechprompt.score.slu_format import RESERVED, parse
 from speechprompt.tuning import ArtifactError, TunedModel, load_task, read_artifact
 
@@ -114,15 +115,20 @@ class Transcriber:
     """A frozen backbone + the task prompts loaded on it; batched greedy (beam=1) or beam search.
 
     ``dtype="bfloat16"`` decodes under autocast; ``batch_seconds`` bounds the padded audio of a batch.
+    ``ctc_weight`` (needs a CTC head): 0 = attention decoding only, 1 = CTC best path only, in between =
+    the attention candidates and the CTC best path rescored jointly (``joint_decode.joint_search``).
     """
 
     def __init__(self, backbone, *, device: str | torch.device = "cpu", dtype: str = "float32", beam: int = 1,
                  length_penalty: float = 1.0, max_len: int = 200, max_len_ratio: float = 1.0,
-                 batch_seconds: float = 60.0) -> None:
+                 batch_seconds: float = 60.0, ctc_weight: float = 0.0) -> None:
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r}: choose one of {sorted(DTYPES)}")
         if beam < 1 or batch_seconds <= 0:
             raise ValueError(f"beam={beam} must be >= 1 and batch_seconds={batch_seconds} positive")
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight={ctc_weight} must be in [0, 1]")
+        self.ctc_weight = ctc_weight
         self.device = torch.device(device)
         self.backbone = backbone.eval().to(self.device)
         self.dtype, self.beam, self.length_penalty = dtype, beam, length_penalty
@@ -225,7 +231,15 @@ class Transcriber:
         batch, lengths = batch.to(self.device), lengths.to(self.device)
         tasks = torch.tensor(list(task_ids), dtype=torch.long, device=self.device)
         settings = dict(max_len=self.max_len, max_len_ratio=self.max_len_ratio)
+        if self.ctc_weight > 0 and getattr(self.model.backbone, "ctc_head", None) is None:
+            raise ArtifactError("ctc_weight > 0 needs a CTC head: neither the backbone nor the loaded tasks have "
+                                "one (train with method.options.ctc_weight > 0, or decode with ctc_weight 0)")
         with self.autocast():
+            if self.ctc_weight >= 1:
+                return ctc_greedy_search(self.model, batch, lengths, tasks, **settings)
+            if self.ctc_weight > 0:
+                return joint_search(self.model, batch, lengths, tasks, ctc_weight=self.ctc_weight, beam_size=self.beam,
+                                    length_penalty=self.length_penalty, **settings)
             if self.beam == 1:
                 return greedy_search(self.model, batch, lengths, tasks, **settings)
             return beam_search(self.model, batch, lengths, tasks, beam_size=self.beam,

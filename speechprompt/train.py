@@ -277,6 +277,7 @@ def train(
     stopped = "max_steps"
     last_loss = None
     window = {"loss": 0.0, "n": 0, "seconds": 0.0, "time": 0.0}  # time: of training steps only
+    terms: dict[str, float] = {}  # the model's named loss terms summed over the log window
     tick = time.perf_counter()  # end of the previous step (or evaluation / checkpoint)
     progress = _progress(exp.progress and dctx.is_main, opt_cfg.max_steps, step)
     with _StopRequest() as stop_request:
@@ -303,6 +304,8 @@ def train(
                         loss = out.loss / accum
                     loss.backward()
                     step_loss += float(loss.detach())
+                    for name, value in out.aux.items():  # loss terms (ce, ctc, ...) of this rank, for the log
+                        terms[name] = terms.get(name, 0.0) + float(value) / accum
                     seconds += _batch_seconds(mb)
                 micro = []
                 max_norm = opt_cfg.clip_norm if opt_cfg.clip_norm is not None else float("inf")
@@ -334,8 +337,10 @@ def train(
                 if step % exp.log_every == 0 or step == opt_cfg.max_steps:
                     log_file.write({"step": step, "epoch": epoch, "loss": window["loss"] / window["n"], "lr": lr,
                                     "grad_norm": grad_norm, "skipped_steps": skipped,
-                                    "audio_seconds_per_second": speed})
+                                    "audio_seconds_per_second": speed,
+                                    **{f"{name}_loss": value / window["n"] for name, value in terms.items()}})
                     window = {"loss": 0.0, "n": 0, "seconds": 0.0, "time": 0.0}
+                    terms = {}
                 if exp.eval_every and dev_set is not None and (step % exp.eval_every == 0 or step == opt_cfg.max_steps):
                     record = evaluate()
                     metric = record.get(exp.best_metric, record["dev_loss"])

@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder, for artifacts that carry none")
     parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy (default)")
     parser.add_argument("--length-penalty", type=float, default=1.0, help="beam length penalty (default 1.0)")
+    parser.add_argument("--ctc-weight", type=float, default=0.0,
+                        help="joint CTC/attention decoding weight (needs a CTC head): 0 = attention only, 1 = CTC only")
     parser.add_argument("--max-len", type=int, default=200, help="most tokens per utterance (default 200)")
     parser.add_argument("--max-len-ratio", type=float, default=1.0, help="most tokens per encoder frame")
     parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch")
@@ -175,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         tasks = read_task_list(args.task_list, sources) if args.task_list else {}
         transcriber = Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
                                   length_penalty=args.length_penalty, max_len=args.max_len,
-                                  max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds)
+                                  max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds,
+                                  ctc_weight=args.ctc_weight)
         for name, directory in prompts.items():
             transcriber.add_task(name, directory, args.tokenizer)
     except (InputError, ArtifactError, BackboneError, DataDirError, FileNotFoundError, ValueError) as err:

@@ -27,10 +27,15 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 from transformers import PreTrainedModel
+from transformers.utils import logging as transformers_logging
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 
+# transformers 5 draws a progress bar for every load and save of a few-MB model: recipe logs drowned in them
+transformers_logging.disable_progress_bar()
+
 BACKBONE_FILE = "speechprompt_backbone.json"
+CTC_HEAD_FILE = "ctc_head.safetensors"  # optional: a linear CTC output layer on the encoder (blank = pad id)
 # transformers writes these into config.json; they name the software, not the model.
 _VOLATILE_CONFIG_KEYS = {"transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype",
                          "_attn_implementation_autoset", "_commit_hash", "output_attentions",
@@ -66,6 +71,7 @@ class SpeechSeq2Seq(nn.Module, ABC):
         super().__init__()
         self.model = model
         self.options = dict(options or {})
+        self.ctc_head: nn.Linear | None = None  # see add_ctc_head
         self.train(model.training)  # the wrapper's mode drives dropout / masking in the split points
 
     @property
@@ -89,15 +95,59 @@ class SpeechSeq2Seq(nn.Module, ABC):
                                 f"not one of {cls.families}; use speechprompt.backbones.load_backbone")
         model = cls.model_class.from_pretrained(str(directory), local_files_only=True)
         model.eval()
-        return cls(model, spec.get("options", {}))
+        backbone = cls(model, spec.get("options", {}))
+        if (directory / CTC_HEAD_FILE).is_file():
+            backbone.load_ctc_head(directory / CTC_HEAD_FILE)
+        return backbone
 
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the transformers model (config.json + safetensors) and `speechprompt_backbone.json`."""
+        """Write the transformers model (config.json + safetensors), `speechprompt_backbone.json` and,
+        when the backbone has one, its CTC head (`ctc_head.safetensors`)."""
+        from safetensors.torch import save_file
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(str(directory))
         spec = {"family": self.family, "options": self.options}
         (directory / BACKBONE_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+        if self.ctc_head is not None:
+            state = {name: t.detach().to("cpu").contiguous() for name, t in self.ctc_head.state_dict().items()}
+            save_file(state, str(directory / CTC_HEAD_FILE))
+
+    # ---- the CTC head -----------------------------------------------------------------------
+    def add_ctc_head(self) -> nn.Linear:
+        """A fresh linear CTC output layer on the encoder: hidden (B,T,D) -> logits (B,T,vocab_size).
+
+        The blank is the pad id, which never occurs inside a target. Joint CTC/attention training
+        (Watanabe et al. 2017) makes the encoder carry the transcript on its own, which an
+        attention-only encoder-decoder trained from scratch on a few hours of speech fails to learn.
+        """
+        reference = next(self.model.parameters())
+        self.ctc_head = nn.Linear(self.encoder_dim, self.vocab_size).to(reference.device)
+        return self.ctc_head
+
+    def load_ctc_head(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+        weight = state.get("weight")
+        if weight is None or tuple(weight.shape) != (self.vocab_size, self.encoder_dim):
+            shape = None if weight is None else tuple(weight.shape)
+            raise BackboneError(f"{path}: CTC head weight of shape {shape} does not fit this backbone "
+                                f"(needs {(self.vocab_size, self.encoder_dim)})")
+        self.add_ctc_head().load_state_dict(state)
+
+    def ctc_log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (B,T,D) encoder output -> float32 CTC log-probabilities (B,T,V); blank = pad id."""
+        if self.ctc_head is None:
+            raise BackboneError("this backbone has no CTC head: pretrain or adapt it with a CTC weight > 0")
+        return self.ctc_head(hidden).float().log_softmax(-1)
+
+    def resize_vocab(self, new_size: int) -> None:
+        """Replace the decoder token embedding and output layer (and the CTC head, if any) with fresh ones."""
+        self.resize_decoder_vocab(new_size)
+        if self.ctc_head is not None:
+            self.add_ctc_head()
 
     def fingerprint(self) -> str:
         """sha256 (hex, 16 chars) of the family, options, model config and every weight.
@@ -108,7 +158,10 @@ class SpeechSeq2Seq(nn.Module, ABC):
         config = _stable_config(self.model.config.to_dict())
         digest.update(json.dumps({"family": self.family, "options": self.options, "config": config},
                                  sort_keys=True, default=str).encode())
-        for name, tensor in sorted(self.model.state_dict().items()):
+        weights = dict(self.model.state_dict())
+        if self.ctc_head is not None:
+            weights.update({f"ctc_head.{name}": t for name, t in self.ctc_head.state_dict().items()})
+        for name, tensor in sorted(weights.items()):
             data = tensor.detach().to("cpu").contiguous()
             digest.update(f"{name}:{data.dtype}:{tuple(data.shape)}".encode())
             digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
@@ -174,7 +227,7 @@ class SpeechSeq2Seq(nn.Module, ABC):
         """
 
     @abstractmethod
-    def resize_vocab(self, new_size: int) -> None:
+    def resize_decoder_vocab(self, new_size: int) -> None:
         """Replace the decoder token embedding and output layer with freshly initialised ones."""
 
     @property

@@ -305,7 +305,7 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
         hidden = self.run_decoder_layers(hidden, enc_hidden, enc_mask, cache, bart.config)
         return self.model.decoder.lm_head(hidden), cache
 
-    def resize_vocab(self, new_size: int) -> None:
+    def resize_decoder_vocab(self, new_size: int) -> None:
         """Fresh decoder token embedding + output layer of `new_size` rows (pad row zero)."""
         decoder = self.model.decoder
         old = self._bart.embed_tokens

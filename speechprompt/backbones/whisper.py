@@ -197,7 +197,7 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
         hidden = decoder.layer_norm(hidden)
         return self.model.proj_out(hidden), cache
 
-    def resize_vocab(self, new_size: int) -> None:
+    def resize_decoder_vocab(self, new_size: int) -> None:
         """Fresh token embedding + output projection of `new_size` rows (pad row zero)."""
         config = self.model.config
         old = self.model.model.decoder.embed_tokens

@@ -42,6 +42,11 @@ class MethodConfig:
         "output layer are re-initialised, trained and saved with the task",
     )
     label_smoothing: float = option(0.0, "label smoothing of the teacher-forced cross-entropy (0 = none)")
+    ctc_weight: float = option(
+        0.0,
+        "weight w of the CTC loss on the encoder output: loss = (1-w) cross-entropy + w CTC (0 = attention only); "
+        "a backbone without a CTC head gets a fresh one, trained and saved with the task",
+    )
     seed: int = option(0, "seed of the random initialisation of the method's parameters")
     bos_id: int | None = option(None, "decoder start token id; None = the backbone's (speechprompt tokenizers: 1)")
     eos_id: int | None = option(None, "end-of-sentence token id; None = the backbone's (speechprompt tokenizers: 2)")
@@ -54,6 +59,8 @@ class MethodConfig:
             raise ConfigError(f"{self.method}: task names repeat in {self.tasks}; make them unique")
         if self.vocab_size is not None and self.vocab_size < 4:
             raise ConfigError(f"{self.method}: vocab_size={self.vocab_size} is too small (the 4 special ids need room)")
+        if not 0.0 <= self.ctc_weight < 1.0:
+            raise ConfigError(f"{self.method}: ctc_weight={self.ctc_weight} must be in [0, 1) (the decoder must train too)")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"{self.method}: label_smoothing={self.label_smoothing} must be in [0, 1)")
 

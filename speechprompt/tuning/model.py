@@ -70,7 +70,7 @@ class TunedModel(nn.Module):
         self.backbone_fingerprint = fingerprint or backbone.fingerprint()  # hashes every weight: pass it if known
         self.backbone_parameters = sum(p.numel() for p in backbone.parameters())
         backbone.requires_grad_(False)
-        self.vocab_parameter_names = self._resize_vocab(config.vocab_size)
+        self.vocab_parameter_names = self._resize_vocab(config.vocab_size) + self._add_ctc_head(config.ctc_weight)
         # special ids: the config's when given, else the backbone's (read after a vocabulary resize)
         self.bos_id, self.eos_id, self.pad_id = (
             getattr(backbone, name) if getattr(config, name) is None else getattr(config, name)
@@ -93,6 +93,13 @@ class TunedModel(nn.Module):
         for name in names:
             params[name].requires_grad_(True)
         return names
+
+    def _add_ctc_head(self, ctc_weight: float) -> list[str]:
+        """A fresh CTC head when CTC is trained and the backbone has none; returns its parameter names."""
+        if ctc_weight <= 0 or getattr(self.backbone, "ctc_head", True) is not None:
+            return []
+        head = self.backbone.add_ctc_head().requires_grad_(True)
+        return [f"ctc_head.{name}" for name, _ in head.named_parameters()]
 
     # ---- the model ----
     def encode(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor, task_ids: torch.Tensor) -> EncoderOutput:
@@ -129,9 +136,33 @@ class TunedModel(nn.Module):
             ignore_index=self.pad_id,
             label_smoothing=self.config.label_smoothing,
         )
+        aux = {"ce": ce.detach()}
+        loss = ce
+        weight = self.config.ctc_weight
+        if weight > 0:
+            ctc = self.ctc_loss(enc, targets)
+            loss = (1 - weight) * ce + weight * ctc
+            aux["ctc"] = ctc.detach()
         extra = self.method.aux_losses()
-        loss = ce + sum(extra.values()) if extra else ce
-        return ModelOutput(loss=loss, logits=logits, aux={"ce": ce.detach(), **extra})
+        loss = loss + sum(extra.values()) if extra else loss
+        return ModelOutput(loss=loss, logits=logits, aux={**aux, **extra})
+
+    def ctc_loss(self, enc: EncoderOutput, targets: torch.Tensor) -> torch.Tensor:
+        """Mean per-token CTC loss of targets (B,L) (EOS and padding dropped) over the encoder output.
+
+        Prompt positions stay in the encoder sequence: CTC learns to emit blanks there.
+        """
+        log_probs = self.backbone.ctc_log_probs(enc.hidden)  # (B,T',V) float32
+        tokens = (targets != self.pad_id) & (targets != self.eos_id)
+        return F.ctc_loss(
+            log_probs.transpose(0, 1),
+            targets[tokens],
+            enc.mask.sum(1),
+            tokens.sum(1),
+            blank=self.pad_id,
+            reduction="mean",
+            zero_infinity=True,  # a target longer than its frames contributes no gradient instead of inf
+        )
 
     def decode_step(self, enc: EncoderOutput, prefix_ids: torch.Tensor, cache, task_ids: torch.Tensor):
         """prefix_ids (B,L) starting with BOS -> log-probabilities of the next token (B,V), new cache."""
