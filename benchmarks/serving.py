@@ -155,9 +155,9 @@ def quantise_int8(transcriber: Transcriber) -> None:
                                                inplace=True)
 
 
-def variant(backbone_dir, prompts: dict, kind: str, args, tokenizer=None) -> Transcriber:
+def variant(backbone_dir, prompts: dict, kind: str, args, tokenizer=None, ctc_weight: float = 0.0) -> Transcriber:
     transcriber = Transcriber(load_backbone(backbone_dir), dtype="bfloat16" if kind == "bf16" else "float32",
-                              max_len=args.max_len, batch_seconds=args.batch_seconds)
+                              max_len=args.max_len, batch_seconds=args.batch_seconds, ctc_weight=ctc_weight)
     for name, directory in prompts.items():
         transcriber.add_task(name, directory, tokenizer)
     if kind == "int8":
@@ -259,12 +259,13 @@ def run(args) -> str:
             wall, results = timed_transcribe(loaded, waves, [names[0]] * len(waves), args.repeats)
             row.append(f"{wall / audio_s:.4f} ({sum(r.num_tokens for r in results)} tokens)")
         if trained:
-            scored = variant(backbone_dir, trained, kind, args)
+            scored = variant(backbone_dir, trained, kind, args, ctc_weight=args.ctc_weight)
             row += [f"{test_wer(scored, Path(args.test_dir), 1):.1f}", f"{test_wer(scored, Path(args.test_dir), args.beam):.1f}"]
         else:
             row += ["not measured", "not measured"]
         rows.append(row)
-    note = ("WER on " + str(args.test_dir) + " with " + str(args.task)) if trained else (
+    note = (f"WER on {args.test_dir} with {args.task}, CTC weight {args.ctc_weight} (the int8 rows leave the small "
+            "CTC head in float32)") if trained else (
         "WER not measured: no trained backbone + task artifact + test set given (--backbone, --task, --test-dir)")
     sections.append("### (d, e) Real-time factor (wall s / audio s) and WER by decoding and numeric format\n\n"
                     + table(["backbone", "RTF greedy", f"RTF beam {args.beam}", "WER greedy", f"WER beam {args.beam}"], rows)
@@ -305,6 +306,8 @@ def main() -> None:
     parser.add_argument("--num-prompts", type=int, default=50)
     parser.add_argument("--utterances", type=int, default=32)
     parser.add_argument("--beam", type=int, default=4)
+    parser.add_argument("--ctc-weight", type=float, default=0.0,
+                        help="joint CTC/attention decoding weight for the WER columns (the recipe's decode.ctc_weight)")
     parser.add_argument("--max-len", type=int, default=40)
     parser.add_argument("--batch-seconds", type=float, default=40.0)
     parser.add_argument("--repeats", type=int, default=2)
