@@ -46,11 +46,12 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 
 def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
-    """The merged YAML config of one method: common settings, the method's, then quick overrides."""
-    if method == ZERO_SHOT:
-        return {}
+    """The merged YAML config of one method: common settings, the method's, then quick overrides.
+
+    zero_shot trains nothing: it gets only the common ``decode:`` section, so it decodes like the others.
+    """
     method_file = conf_dir / "method" / f"{method}.yaml"
-    if not method_file.is_file():
+    if method != ZERO_SHOT and not method_file.is_file():
         known = sorted(p.stem for p in (conf_dir / "method").glob("*.yaml"))
         raise SystemExit(f"adapt: no config for method '{method}' ({method_file}); known: {', '.join(known)}")
     layers = [conf_dir / "adapt.yaml", method_file]
@@ -60,7 +61,7 @@ def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
     for layer in layers:
         if layer.is_file():
             merged = deep_merge(merged, yaml.safe_load(layer.read_text(encoding="utf-8")) or {})
-    return merged
+    return {"decode": merged.get("decode", {})} if method == ZERO_SHOT else merged
 
 
 def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> Path:

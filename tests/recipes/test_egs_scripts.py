@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from recipes.adapt import method_config
 
@@ -45,3 +46,11 @@ def test_every_method_of_a_recipe_has_a_config(script):
             config = method_config(conf, method, quick)
             assert config["method"]["name"] == method, f"{conf}/method/{method}.yaml names another method"
             assert "optim" in config and "decode" in config
+
+
+def test_zero_shot_decodes_with_the_common_decode_settings():
+    conf = ROOT / "egs" / "synth" / "asr" / "conf"
+    common = yaml.safe_load((conf / "adapt.yaml").read_text())["decode"]
+    assert method_config(conf, "zero_shot", False) == {"decode": common}
+    quick = {**common, **yaml.safe_load((conf / "quick.yaml").read_text()).get("decode", {})}
+    assert method_config(conf, "zero_shot", True) == {"decode": quick}
