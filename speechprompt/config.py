@@ -128,7 +128,9 @@ class ExperimentConfig:
     eval_every: int = field(default=200, metadata=_help("optimizer steps between dev evaluations (0: never)"))
     save_every: int = field(default=200, metadata=_help("optimizer steps between checkpoints (0: only at the end)"))
     keep_last: int = field(default=2, metadata=_help("how many recent checkpoints to keep (besides best)"))
-    best_metric: Literal["dev_loss", "dev_wer"] = field(default="dev_loss", metadata=_help("what picks the best model"))
+    best_metric: Literal["dev_loss", "dev_wer", "last"] = field(
+        default="dev_loss", metadata=_help("what picks the model that is kept: dev_loss, dev_wer, or last (the final "
+                                           "step; dev loss is still logged)"))
     early_stop_patience: int = field(default=0, metadata=_help("stop after this many evaluations without gain (0: off)"))
     progress: bool = field(default=True, metadata=_help("show a tqdm progress bar"))
     ddp_find_unused: bool = field(

@@ -343,12 +343,12 @@ def train(
                     terms = {}
                 if exp.eval_every and dev_set is not None and (step % exp.eval_every == 0 or step == opt_cfg.max_steps):
                     record = evaluate()
-                    metric = record.get(exp.best_metric, record["dev_loss"])
+                    metric = None if exp.best_metric == "last" else record.get(exp.best_metric, record["dev_loss"])
                     improved = metric is not None and (best_metric is None or metric < best_metric)
                     if improved:
                         best_metric, best_step, evals_without_gain = metric, step, 0
                         save(ckpt_root / "best", "best")
-                    else:
+                    elif metric is not None:
                         evals_without_gain += 1
                     log_file.write({**record, "best": improved})
                     if dctx.is_main:

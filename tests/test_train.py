@@ -173,6 +173,17 @@ def test_early_stopping_and_outputs(tmp_path):
     assert os.access(run_sh, os.X_OK) and "speechprompt.cli train --config c.yaml" in run_sh.read_text()
 
 
+def test_best_metric_last_logs_dev_loss_but_keeps_the_final_step(tmp_path):
+    exp = tmp_path / "exp"
+    _, result = toy.run(str(exp), ["optim.max_steps=8", "optim.lr=5", "optim.warmup_steps=0",
+                                   "experiment.eval_every=2", "experiment.early_stop_patience=1",
+                                   "experiment.best_metric=last", "experiment.save_every=0"])
+    records = [json.loads(line) for line in (exp / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "dev_loss" in r] == [2, 4, 6, 8]
+    assert result.stopped == "max_steps" and result.step == 8, "'last' must not stop early on dev loss"
+    assert result.best_step is None and not (exp / "checkpoints" / "best").exists()
+
+
 def test_optimizer_state_round_trips_without_pickle(tmp_path):
     model = toy.ToyModel()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)

@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="training Kaldi data dir")
     parser.add_argument("--out", required=True, help="output backbone folder")
     parser.add_argument("--pseudo", help="pseudo-language folder of the training data (speechprompt pseudo-label)")
-    parser.add_argument("--dev", help="dev Kaldi data dir (dev loss picks the best checkpoint)")
+    parser.add_argument("--dev", help="dev Kaldi data dir: its loss is logged every experiment.eval_every steps; the "
+                        "final step is kept unless experiment.best_metric=dev_loss is given")
     parser.add_argument("--dev-pseudo", help="pseudo labels of --dev (default: made with --pseudo's language)")
     parser.add_argument("--init", help="start from this backbone folder instead of random weights")
     parser.add_argument("--targets", choices=["pseudo", "text"], default="pseudo", help="what the decoder generates")
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from speechprompt.pretrain.pretraining import pretrain
     from speechprompt.train_cli import user_errors
 
-    overrides = [f"experiment.dir={args.out}/exp", "method.name=finetune", "experiment.best_metric=dev_loss",
+    overrides = [f"experiment.dir={args.out}/exp", "method.name=finetune", "experiment.best_metric=last",
                  *args.overrides]
     argv = sys.argv[2:] if sys.argv[1:2] == ["pretrain"] else _argv(args)
     try:

@@ -32,10 +32,11 @@ run_stage 1 "Wav2Seq pseudo language of the pretraining audio (MFCC -> k-means -
   speechprompt pseudo-label --data "$data/pretrain" --out "$exp/pseudo" --clusters $clusters --bpe-vocab $bpe_vocab
 
 run_stage 2 "self-supervised Wav2Seq pretraining" \
-  speechprompt pretrain --config "$pretrain_conf" --data "$data/pretrain" --pseudo "$exp/pseudo" --out "$exp/wav2seq"
+  speechprompt pretrain --config "$pretrain_conf" --data "$data/pretrain" --pseudo "$exp/pseudo" --dev "$data/dev" \
+    --out "$exp/wav2seq"
 
 run_stage 3 "supervised pretraining on the same audio's transcripts" \
-  speechprompt pretrain --config "$pretrain_conf" --data "$data/pretrain" --targets text --tokenizer char \
+  speechprompt pretrain --config "$pretrain_conf" --data "$data/pretrain" --dev "$data/dev" --targets text --tokenizer char \
     --out "$exp/supervised"
 
 adapt_all() {  # backbone-name backbone-dir [extra options]
