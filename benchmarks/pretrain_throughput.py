@@ -150,7 +150,8 @@ def markdown(results: dict, args) -> str:
         f"Synthetic 'phone' audio ({pl['audio_seconds'] / 60:.1f} min, utterances of 2-8 s); {results['machine']}, "
         f"{results['threads']} thread(s), torch {results['torch']}, {time.strftime('%Y-%m-%d')}, "
         f"1-minute load average {load:.1f} when done.",
-        "", f"Command: `python benchmarks/pretrain_throughput.py --size {args.size} --minutes {args.minutes} "
+        "", f"Command: `OMP_NUM_THREADS={results['threads']} python benchmarks/pretrain_throughput.py "
+        f"--family {args.family} --size {args.size} --minutes {args.minutes} "
         f"--steps {args.steps} --batch-seconds {args.batch_seconds} --doc`", "",
         "| step | figure |", "|---|---|",
         f"| pseudo-labelling, whole (MFCC + k-means {args.clusters} + BPE {args.bpe_vocab}) | "
