@@ -45,10 +45,15 @@ def greedy_search(
     short ones pay for further steps.
     """
     limits = length_limits(model, wave_lengths, max_len, max_len_ratio)
-    enc = model.encode(waveforms, wave_lengths, task_ids)
+    return greedy_hypotheses(model, model.encode(waveforms, wave_lengths, task_ids), task_ids, limits)
+
+
+def greedy_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int]) -> list[list[int]]:
+    """Greedy search over an already computed EncoderOutput of B utterances -> B lists of token ids."""
+    device = task_ids.device
     outputs: list[list[int]] = [[] for _ in limits]
     rows = list(range(len(limits)))  # original batch rows still decoding, in the order of the tensors
-    prefix = torch.full((len(rows), 1), model.bos_id, dtype=torch.long, device=waveforms.device)
+    prefix = torch.full((len(rows), 1), model.bos_id, dtype=torch.long, device=device)
     cache = None
     while rows:
         log_probs, cache = model.decode_step(enc, prefix, cache, task_ids)
@@ -63,7 +68,7 @@ def greedy_search(
         if len(keep) < len(rows):  # drop finished rows from every tensor and the cache
             if not keep:
                 break
-            index = torch.tensor(keep, device=waveforms.device)
+            index = torch.tensor(keep, device=device)
             enc, task_ids, prefix, tokens = enc.index_select(index), task_ids[index], prefix[index], tokens[index]
             cache = model.reorder_cache(cache, index)
             rows = [rows[position] for position in keep]

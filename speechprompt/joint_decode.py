@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from speechprompt.decode import beam_hypotheses, greedy_search, length_limits
+from speechprompt.decode import beam_hypotheses, greedy_hypotheses, length_limits
 
 
 @torch.no_grad()
@@ -50,8 +51,8 @@ def joint_search(model, waveforms: torch.Tensor, wave_lengths: torch.Tensor, tas
         raise ValueError(f"ctc_weight={ctc_weight} must be in (0, 1]")
     limits = length_limits(model, wave_lengths, max_len, max_len_ratio)
     enc = model.encode(waveforms, wave_lengths, task_ids)
-    if beam_size == 1:
-        attention = [[hyp] for hyp in greedy_search(model, waveforms, wave_lengths, task_ids, max_len, max_len_ratio)]
+    if beam_size == 1:  # the encoder output is shared by the attention search, the CTC path and the rescoring
+        attention = [[hyp] for hyp in greedy_hypotheses(model, enc, task_ids, limits)]
     else:
         attention = beam_hypotheses(model, enc, task_ids, limits, beam_size, length_penalty)
     candidates = []
@@ -75,19 +76,17 @@ def joint_search(model, waveforms: torch.Tensor, wave_lengths: torch.Tensor, tas
 
 
 def _pad(hyps: list[list[int]], value: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """N token lists -> ids (N, max(1, longest)) right-padded with ``value``, lengths (N,)."""
+    rows = [torch.tensor(h or [value], dtype=torch.long, device=device) for h in hyps]  # pad_sequence needs >= 1
     lengths = torch.tensor([len(h) for h in hyps], dtype=torch.long, device=device)
-    ids = torch.full((len(hyps), max(1, int(lengths.max()))), value, dtype=torch.long, device=device)
-    for row, hyp in enumerate(hyps):
-        ids[row, : len(hyp)] = torch.tensor(hyp, dtype=torch.long, device=device)
-    return ids, lengths
+    return nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=value), lengths
 
 
 def attention_log_probs(model, enc, hyps: list[list[int]], task_ids: torch.Tensor) -> torch.Tensor:
     """Teacher-forced log p_att(hyp + EOS | x) for N hypotheses over N encoder rows -> (N,) float."""
     device = enc.hidden.device
     targets, lengths = _pad([h + [model.eos_id] for h in hyps], model.pad_id, device)
-    bos = torch.full_like(targets[:, :1], model.bos_id)
-    logits, _ = model.decode(enc, torch.cat([bos, targets[:, :-1]], dim=1), None, task_ids)
+    logits = model.teacher_forced_logits(enc, targets, task_ids)
     token_scores = logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0]  # (N,L)
     valid = torch.arange(targets.shape[1], device=device)[None, :] < lengths[:, None]
     return (token_scores * valid).sum(1)

@@ -125,11 +125,9 @@ class TunedModel(nn.Module):
 
     def forward(self, batch) -> ModelOutput:
         """Teacher forcing: decoder input = BOS + targets[:, :-1]; batch is a data.dataset.Batch."""
-        task_ids = batch.task_ids
-        enc = self.encode(batch.waveforms, batch.wave_lengths, task_ids)
+        enc = self.encode(batch.waveforms, batch.wave_lengths, batch.task_ids)
         targets = batch.targets
-        bos = torch.full_like(targets[:, :1], self.bos_id)
-        logits, _ = self.decode(enc, torch.cat([bos, targets[:, :-1]], dim=1), None, task_ids)
+        logits = self.teacher_forced_logits(enc, targets, batch.task_ids)
         ce = F.cross_entropy(
             logits.float().transpose(1, 2),
             targets,
@@ -146,6 +144,12 @@ class TunedModel(nn.Module):
         extra = self.method.aux_losses()
         loss = loss + sum(extra.values()) if extra else loss
         return ModelOutput(loss=loss, logits=logits, aux={**aux, **extra})
+
+    def teacher_forced_logits(self, enc: EncoderOutput, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        """targets (B,L) (EOS included) -> logits (B,L,V) with decoder input BOS + targets[:, :-1]."""
+        bos = torch.full_like(targets[:, :1], self.bos_id)
+        logits, _ = self.decode(enc, torch.cat([bos, targets[:, :-1]], dim=1), None, task_ids)
+        return logits
 
     def ctc_loss(self, enc: EncoderOutput, targets: torch.Tensor) -> torch.Tensor:
         """Mean per-token CTC loss of targets (B,L) (EOS and padding dropped) over the encoder output.
