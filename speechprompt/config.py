@@ -47,6 +47,9 @@ class DataConfig:
     max_batch_seconds: float = field(default=60.0, metadata=_help("audio seconds per batch (per process)"))
     max_utt_seconds: float | None = field(default=None, metadata=_help("skip (and count) longer utterances"))
     spec_augment: bool = field(default=False, metadata=_help("SpecAugment on encoder features while training"))
+    speed_perturb: list[float] | None = field(default=None, metadata=_help(
+        "training audio is resampled by one of these factors per utterance, e.g. [0.9, 1.0, 1.1] "
+        "(tempo and pitch change together, as Kaldi's speed perturbation)"))
     num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
 
     def __post_init__(self):
@@ -58,6 +61,9 @@ class DataConfig:
             raise ConfigError(f"data.num_workers must be >= 0 (got {self.num_workers})")
         if self.tokenizer_vocab < 5:
             raise ConfigError(f"data.tokenizer_vocab must be >= 5 (4 special ids + 1), got {self.tokenizer_vocab}")
+        if self.speed_perturb is not None and (not self.speed_perturb or any(f <= 0 for f in self.speed_perturb)):
+            raise ConfigError(f"data.speed_perturb must be positive factors such as [0.9, 1.0, 1.1] or null "
+                              f"(got {self.speed_perturb})")
         if not self.text_file or "/" in self.text_file:
             raise ConfigError(f"data.text_file must be a file name inside the data dir, e.g. text_slu (got {self.text_file!r})")
 

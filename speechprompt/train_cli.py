@@ -84,6 +84,15 @@ def wer_callback(tokenizer):
     return dev_wer
 
 
+def training_waveform_transform(cfg: TrainConfig):
+    """The per-utterance audio augmentation of the training set (data.speed_perturb), or None."""
+    if not cfg.data.speed_perturb:
+        return None
+    from speechprompt.data.features import SpeedPerturb
+
+    return SpeedPerturb(cfg.data.speed_perturb)
+
+
 def attach_spec_augment(backbone) -> None:
     """SpecAugment (data.features) on the encoder features while the backbone is in training mode."""
     from speechprompt.data.features import SpecAugment
@@ -229,7 +238,8 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
             check_lossless(tokenizer, train_data.text, keep, where=cfg.data.tokenizer or str(exp / "tokenizer"))
         except ValueError as err:
             raise ConfigError(f"data.tokenizer: {err}") from err
-    train_set = SpeechDataset(train_data, tokenizer, cfg.data.tasks, keep=keep)
+    train_set = SpeechDataset(train_data, tokenizer, cfg.data.tasks, keep=keep,
+                              waveform_transform=training_waveform_transform(cfg))
     dev_set = (SpeechDataset(read_with_targets(cfg.data.dev, cfg.data.text_file), tokenizer, cfg.data.tasks, keep=keep)
                if cfg.data.dev else None)
     if cfg.backbone.path:

@@ -68,6 +68,7 @@ def test_unknown_key_in_yaml_names_file(tmp_path):
         ("optim.warmup_steps=5000", "warmup_steps must be in"),
         ("optim=3", "is a section"),
         ("optim.lr", "not of the form"),
+        ("data.speed_perturb=[0.9,0]", "speed_perturb must be positive factors"),
     ],
 )
 def test_bad_values_say_what_to_fix(override, fragment):

@@ -250,15 +250,16 @@ def _tone_data(root: Path, n: int = 6) -> Path:
     return data
 
 
-def test_real_backbone_resume_is_exact_with_spec_augment_and_dropout(tmp_path):
-    """finetune on a tiny wav2vec2 (dropout, time masking via NumPy's RNG, SpecAugment): stopping
-    after step 3 and resuming ends in the same weights and losses as one uninterrupted run."""
+def test_real_backbone_resume_is_exact_with_augmentation_and_dropout(tmp_path):
+    """finetune on a tiny wav2vec2 (dropout, time masking via NumPy's RNG, SpecAugment, speed perturbation):
+    stopping after step 3 and resuming ends in the same weights and losses as one uninterrupted run."""
     from speechprompt.config import load_config
     from speechprompt.train_cli import train_task
 
     data = _tone_data(tmp_path)
     common = [f"data.train={data}", "method.name=finetune", "optim.max_steps=6", "optim.warmup_steps=1",
-              "data.max_batch_seconds=2", "data.spec_augment=true", "experiment.save_every=3",
+              "data.max_batch_seconds=2", "data.spec_augment=true", "data.speed_perturb=[0.9,1.0,1.1]",
+              "experiment.save_every=3",
               "experiment.progress=false", "experiment.log_every=1", "experiment.eval_every=0"]
     for name in ("full", "cut"):
         assert train_task(load_config(None, [*common, f"experiment.dir={tmp_path / name}"]), ["train"]) == 0

@@ -3,6 +3,10 @@
 Front-end: the log-mel spectrogram of transformers' `WhisperFeatureExtractor` (same mel filters,
 STFT, log10, max-8 dB floor and scaling), computed in torch per utterance on its true length, so
 nothing is padded to 30 s and the front-end is differentiable and runs on the model's device.
+Backbones built here from scratch also subtract each utterance's mean log-mel per band (option
+`utterance_cmn`, saved with the backbone): it removes level and channel differences between voices
+(flite's kal16 is 8 dB quieter than any espeak voice of the synth pretraining set). Released
+checkpoints keep Whisper's own features.
 The encoder layers are run by `run_encoder` itself, which is what lifts Whisper's fixed
 3000-frame input requirement; audio still cannot exceed `max_source_positions` encoder frames
 (30 s for released checkpoints). Checkpoints were trained on 30 s windows, so expect some loss
@@ -86,7 +90,7 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
         kwargs.update(overrides)
         model = WhisperForConditionalGeneration(WhisperConfig(**kwargs))
         model.eval()
-        return cls(model, {"pad_id": 0, "bos_id": 1, "eos_id": 2})
+        return cls(model, {"pad_id": 0, "bos_id": 1, "eos_id": 2, "utterance_cmn": True})
 
     @classmethod
     def from_transformers(cls, directory: str | Path) -> WhisperSeq2Seq:
@@ -131,6 +135,8 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
         power = stft[..., :-1].abs() ** 2
         log_spec = torch.clamp(self.mel_filters.float().T @ power, min=1e-10).log10()
         log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+        if self.options.get("utterance_cmn"):
+            return (log_spec - log_spec.mean(dim=1, keepdim=True)) / 4.0
         return (log_spec + 4.0) / 4.0
 
     def embed_audio(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor

@@ -217,15 +217,22 @@ def speed_perturb(waveform: torch.Tensor, factor: float, sample_rate: int = 1600
 
 
 class SpeedPerturb:
-    """A ``waveform_transform`` for :class:`SpeechDataset`: a seeded random factor per utterance."""
+    """A ``waveform_transform`` for :class:`SpeechDataset`: a random factor per utterance.
 
-    def __init__(self, factors: Sequence[float] = (0.9, 1.0, 1.1), seed: int = 0, sample_rate: int = 16000):
-        self.factors, self.sample_rate = list(factors), sample_rate
-        self.rng = np.random.default_rng(seed)
+    With ``seed=None`` the factor is drawn from torch's global generator, which training checkpoints
+    capture, so a resumed run perturbs its remaining batches as the uninterrupted run would have.
+    """
+
+    def __init__(self, factors: Sequence[float] = (0.9, 1.0, 1.1), seed: int | None = None,
+                 sample_rate: int = 16000):
+        if not factors or any(f <= 0 for f in factors):
+            raise ValueError(f"speed perturbation factors must be positive numbers, got {list(factors)}")
+        self.factors, self.sample_rate = [float(f) for f in factors], sample_rate
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        factor = float(self.rng.choice(self.factors))
-        return speed_perturb(waveform, factor, self.sample_rate)[0]
+        index = int(torch.randint(len(self.factors), (), generator=self.generator))
+        return speed_perturb(waveform, self.factors[index], self.sample_rate)[0]
 
 
 class FeatureCache:

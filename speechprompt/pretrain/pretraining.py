@@ -88,6 +88,7 @@ def pretrain(
         check_target_lengths,
         fit_and_export,
         prepare_experiment,
+        training_waveform_transform,
     )
     from speechprompt.tuning import build_tuned_model
 
@@ -137,7 +138,8 @@ def pretrain(
         limit = getattr(backbone, "max_decoder_positions", None)
         train_data = fitting_targets(train_data, limit, "training", log)
         dev_data = fitting_targets(dev_data, limit, "dev", log) if dev_data is not None else None
-    train_set = SpeechDataset(train_data, tokenizer, normalize=normalize)
+    train_set = SpeechDataset(train_data, tokenizer, normalize=normalize,
+                              waveform_transform=training_waveform_transform(cfg))
     dev_set = SpeechDataset(dev_data, tokenizer, normalize=normalize) if dev_data is not None else None
     if language is None:
         for dataset in (train_set, dev_set) if dev_set is not None else (train_set,):

@@ -24,13 +24,25 @@ def _tone(samples: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_log_mel_matches_feature_extractor(whisper):
+    stock = WhisperSeq2Seq(whisper.model)  # how a released checkpoint is wrapped: Whisper's own features
+    assert not stock.options.get("utterance_cmn")
     wave = _tone(12345)
     extractor = WhisperFeatureExtractor(feature_size=80)
     expected = extractor(wave.numpy(), sampling_rate=16000, padding="longest", return_tensors="np")
     expected = expected["input_features"][0]
-    ours = whisper.log_mel(wave).numpy()
+    ours = stock.log_mel(wave).numpy()
     assert ours.shape == expected.shape == (80, 12345 // 160)
     np.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+def test_built_backbones_normalise_each_utterance_and_ignore_its_level(whisper, tmp_path):
+    wave = _tone(12345)
+    mel = whisper.log_mel(wave)
+    torch.testing.assert_close(mel.mean(dim=1), torch.zeros(80), atol=1e-5, rtol=0)
+    # 8 dB quieter (flite kal16 against the espeak voices): the same features
+    torch.testing.assert_close(whisper.log_mel(wave * 10 ** (-8 / 20)), mel, atol=1e-4, rtol=0)
+    whisper.save_pretrained(tmp_path / "w")
+    assert load_backbone(tmp_path / "w").options["utterance_cmn"] is True
 
 
 @torch.no_grad()
