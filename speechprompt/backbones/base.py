@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.utils import logging as transformers_logging
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.utils import logging as transformers_logging
 
 # transformers 5 draws a progress bar for every load and save of a few-MB model: recipe logs drowned in them
 transformers_logging.disable_progress_bar()

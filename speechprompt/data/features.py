@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as taf
