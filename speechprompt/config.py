@@ -74,6 +74,9 @@ class BackboneConfig:
     family: str = field(default="wav2vec2", metadata=_help("family of a backbone built from scratch (wav2vec2, hubert, ...)"))
     size: str = field(default="tiny", metadata=_help("build a random backbone of this size when path is not set"))
     vocab_size: int | None = field(default=None, metadata=_help("decoder vocabulary when building from scratch"))
+    overrides: dict[str, Any] = field(
+        default_factory=dict, metadata=_help("model-config values of a backbone built from scratch, e.g. {dropout: 0.0}")
+    )
 
     def __post_init__(self):
         if self.vocab_size is not None and self.vocab_size < 5:

@@ -245,7 +245,8 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
     if cfg.backbone.path:
         backbone = load_backbone(cfg.backbone.path)
     else:
-        backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, cfg.backbone.vocab_size or tokenizer.vocab_size)
+        backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, cfg.backbone.vocab_size or tokenizer.vocab_size,
+                                  **cfg.backbone.overrides)
         if is_main:  # a task artifact names its backbone: keep the random one it was trained on
             backbone.save_pretrained(exp / "backbone")
             log(f"built a random {cfg.backbone.family}/{cfg.backbone.size} backbone, saved to {exp / 'backbone'}")

@@ -29,6 +29,7 @@ def test_yaml_and_overrides_are_typed(tmp_path):
             "experiment.progress=false",
             "method.options.rank=8",
             "method.options.alpha=16.5",
+            "backbone.overrides.dropout=0.0",
         ],
     )
     assert isinstance(cfg, TrainConfig)
@@ -38,6 +39,7 @@ def test_yaml_and_overrides_are_typed(tmp_path):
     assert cfg.optim.betas == [0.8, 0.9]
     assert cfg.data.tasks == ["asr", "slu"]
     assert cfg.experiment.progress is False
+    assert cfg.backbone.overrides == {"dropout": 0.0}
     assert cfg.method.name == "lora" and cfg.method.options == {"rank": 8, "alpha": 16.5}
 
 

@@ -66,6 +66,8 @@ class SpeechSeq2Seq(nn.Module, ABC):
 
     families: ClassVar[tuple[str, ...]]  # the family names this class builds and loads
     model_class: ClassVar[type[PreTrainedModel]]
+    # weights that are not learned (e.g. a sinusoidal position table): fine-tuning leaves them alone
+    fixed_parameter_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: PreTrainedModel, options: dict[str, Any] | None = None):
         super().__init__()

@@ -58,6 +58,8 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
 
     families: ClassVar[tuple[str, ...]] = ("whisper",)
     model_class = WhisperForConditionalGeneration
+    # Whisper's encoder positions are a fixed sinusoidal table (transformers freezes it too)
+    fixed_parameter_names = ("model.model.encoder.embed_positions.weight",)
 
     def __init__(self, model: WhisperForConditionalGeneration, options: dict[str, Any] | None = None):
         config = model.config
@@ -87,6 +89,9 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
                       eos_token_id=2, decoder_start_token_id=1, dropout=0.1, attention_dropout=0.0,
                       activation_dropout=0.0, begin_suppress_tokens=None, suppress_tokens=None,
                       tie_word_embeddings=True)
+        unknown = sorted(set(overrides) - set(WhisperConfig().to_dict()))
+        if unknown:
+            raise BackboneError(f"unknown Whisper config keys {unknown} in the backbone overrides")
         kwargs.update(overrides)
         model = WhisperForConditionalGeneration(WhisperConfig(**kwargs))
         model.eval()

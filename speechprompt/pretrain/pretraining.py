@@ -133,7 +133,7 @@ def pretrain(
     if init_backbone:
         backbone = load_backbone(init_backbone)
     else:
-        backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, tokenizer.vocab_size)
+        backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, tokenizer.vocab_size, **cfg.backbone.overrides)
     if language is not None:  # pseudo targets longer than the decoder's positions are left out (counted)
         limit = getattr(backbone, "max_decoder_positions", None)
         train_data = fitting_targets(train_data, limit, "training", log)

@@ -3,7 +3,8 @@
 ``parts`` names what to train: ``all``, ``encoder_layers``, ``decoder_layers``, a prefix of the
 backbone's parameter names, or a component of them: ``decoder`` picks every parameter whose dotted
 name contains ``decoder`` (layers, embeddings, positions, norms; on every backbone family). The artifact stores the trained parameters
-under their backbone names; loading writes them into the given backbone.
+under their backbone names; loading writes them into the given backbone. Weights a backbone declares
+fixed (``fixed_parameter_names``: Whisper's sinusoidal encoder positions) are never trained.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def selected_parameter_names(backbone: nn.Module, parts: list[str]) -> list[str]
             tops = sorted({name.split(".")[0] for name in names})
             raise ConfigError(f"finetune: part '{part}' matches no backbone parameter; top-level names are {tops}")
         chosen.update(matched)
-    return [name for name in names if name in chosen]
+    fixed = set(getattr(backbone, "fixed_parameter_names", ()))
+    return [name for name in names if name in chosen and name not in fixed]
 
 
 class Finetune(TuningMethod):

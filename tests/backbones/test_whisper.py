@@ -89,3 +89,10 @@ def test_plain_transformers_whisper_folder_loads(whisper, tmp_path):
     assert (loaded.pad_id, loaded.bos_id, loaded.eos_id) == (0, 1, 2)
     for name, value in whisper.model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[name], value), name
+
+
+def test_build_overrides_reach_the_config_and_unknown_keys_are_refused():
+    assert build_backbone("whisper", "tiny", 40, dropout=0.0).model.config.dropout == 0.0
+    assert build_backbone("whisper", "tiny", 40).model.config.dropout == 0.1
+    with pytest.raises(BackboneError, match="dropuot"):
+        build_backbone("whisper", "tiny", 40, dropuot=0.0)

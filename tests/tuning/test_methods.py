@@ -474,3 +474,14 @@ def test_hooks_of_two_models_never_stack_on_one_backbone(pristine):
         lora.release()
         adapter = build_tuned_model(backbone, "adapter", {"bottleneck": 4})
         assert adapter(batch).loss.isfinite() and plain is not None
+
+
+def test_finetune_all_leaves_fixed_weights_alone(pristine):
+    """Whisper's sinusoidal encoder positions are a fixed table: training 'all' must not move them."""
+    backbone = copy.deepcopy(pristine["whisper"])
+    positions = "model.model.encoder.embed_positions.weight"
+    assert backbone.fixed_parameter_names == (positions,)
+    model = build_tuned_model(backbone, "finetune", {"parts": ["all"]})
+    trained = {n.removeprefix("backbone.") for n, p in model.named_parameters() if p.requires_grad}
+    assert positions not in trained
+    assert trained == {n for n, _ in backbone.named_parameters()} - {positions}
