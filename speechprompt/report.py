@@ -47,6 +47,9 @@ from pathlib import Path
 PRIMARY_METRIC = {"asr": "wer", "slu": "slu_f1"}
 LOWER_IS_BETTER = {"wer", "cer", "ser"}
 REFERENCE_METHOD = "finetune"
+# Above this error rate (%) the fine-tuned reference does not transcribe the target at all, and the
+# relative changes against it compare failing systems: the report says so under the table.
+MEANINGFUL_ERROR_RATE = 50.0
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|hrs|hours?)\s*$", re.IGNORECASE)
 _TO_HOURS = {"s": 1 / 3600, "sec": 1 / 3600, "m": 1 / 60, "min": 1 / 60}
 
@@ -242,6 +245,21 @@ def relative_change(rows: list[Row], row: Row, metric: str) -> str:
     return f"{100 * (row.mean(metric) - base) / base:+.1f}%"
 
 
+def failing_reference_warning(rows: list[Row], metric: str) -> list[str]:
+    """A warning line per data size whose finetune error rate is above :data:`MEANINGFUL_ERROR_RATE`."""
+    if metric not in LOWER_IS_BETTER:
+        return []
+    lines = []
+    for row in rows:
+        if row.method == REFERENCE_METHOD and row.mean(metric) > MEANINGFUL_ERROR_RATE:
+            lines.append(
+                f"**Warning ({row.data_size}):** the finetune reference has {metric} {row.mean(metric):.2f}% "
+                f"(above {MEANINGFUL_ERROR_RATE:g}%): the backbone does not yet transcribe this target, so the "
+                f"changes against finetune compare failing systems and say little about prompting vs fine-tuning."
+            )
+    return [*lines, ""] if lines else []
+
+
 def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
     better = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
     head = ["data", "method", f"{metric} ({better})", *also, "seeds", f"{metric} vs finetune",
@@ -315,6 +333,7 @@ def write_report(exp_dir: Path, out: Path, command: str, metric: str | None = No
             f"{name} (%){on}: mean ± sample std over seeds. \"vs finetune\": relative change of the mean "
             f"against the finetune row of the same data size ({direction} is better).", "",
             *markdown_table(rows, name, also), "",
+            *failing_reference_warning(rows, name),
         ]
         if plot:
             png = out.with_name(f"{out.stem}_{task}_{re.sub(r'[^A-Za-z0-9_.-]', '_', backbone)}.png")

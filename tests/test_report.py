@@ -63,6 +63,16 @@ def test_table_with_mean_std_and_relative_change(exp, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({png.name})" in text
 
 
+def test_a_failing_finetune_reference_is_flagged_under_its_table(exp, tmp_path):
+    text = write_report(exp, tmp_path / "ok.md", "speechprompt report exp", plot=False).read_text()
+    assert "Warning" not in text  # finetune WER 40 (10min) and 21 (1h): both below 50
+    fake_result(exp, "finetune", "10h", 0, 95.5, 1_000_000)
+    fake_result(exp, "prompt", "10h", 0, 97.0, 10_240)
+    text = write_report(exp, tmp_path / "bad.md", "speechprompt report exp", plot=False).read_text()
+    warnings = [line for line in text.splitlines() if line.startswith("**Warning")]
+    assert warnings == [line for line in warnings if "(10h)" in line and "wer 95.50%" in line] and len(warnings) == 1
+
+
 def test_missing_finetune_row(tmp_path):
     fake_result(tmp_path / "exp", "lora", "1h", 0, 10.0, 500)
     text = write_report(tmp_path / "exp", tmp_path / "R.md", "cmd", plot=False).read_text()
