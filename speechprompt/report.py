@@ -246,14 +246,18 @@ def relative_change(rows: list[Row], row: Row, metric: str) -> str:
 
 
 def failing_reference_warning(rows: list[Row], metric: str) -> list[str]:
-    """A warning line per data size whose finetune error rate is above :data:`MEANINGFUL_ERROR_RATE`."""
-    if metric not in LOWER_IS_BETTER:
-        return []
+    """A warning line per data size whose finetune error rate is above :data:`MEANINGFUL_ERROR_RATE`.
+
+    The error rate is the table's metric when it is one (wer, cer), else the runs' ``wer`` when they
+    have one (an SLU table: a model that cannot transcribe cannot fill slots either)."""
+    check = metric if metric in LOWER_IS_BETTER else "wer"
     lines = []
     for row in rows:
-        if row.method == REFERENCE_METHOD and row.mean(metric) > MEANINGFUL_ERROR_RATE:
+        if row.method != REFERENCE_METHOD or any(check not in r.metrics for r in row.runs):
+            continue
+        if row.mean(check) > MEANINGFUL_ERROR_RATE:
             lines.append(
-                f"**Warning ({row.data_size}):** the finetune reference has {metric} {row.mean(metric):.2f}% "
+                f"**Warning ({row.data_size}):** the finetune reference has {check} {row.mean(check):.2f}% "
                 f"(above {MEANINGFUL_ERROR_RATE:g}%): the backbone does not yet transcribe this target, so the "
                 f"changes against finetune compare failing systems and say little about prompting vs fine-tuning."
             )

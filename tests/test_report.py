@@ -71,6 +71,22 @@ def test_a_failing_finetune_reference_is_flagged_under_its_table(exp, tmp_path):
     text = write_report(exp, tmp_path / "bad.md", "speechprompt report exp", plot=False).read_text()
     warnings = [line for line in text.splitlines() if line.startswith("**Warning")]
     assert warnings == [line for line in warnings if "(10h)" in line and "wer 95.50%" in line] and len(warnings) == 1
+    # a cer table checks cer: 95.5 / 2 = 47.75 at 10h is below 50, no warning
+    text = write_report(exp, tmp_path / "cer.md", "speechprompt report exp", metric="cer", plot=False).read_text()
+    assert "Warning" not in text
+
+
+def test_an_slu_table_is_flagged_through_the_transcript_wer(tmp_path):
+    root = tmp_path / "exp"
+    for method, wer in (("finetune", 96.8), ("prompt", 92.1)):
+        fake_result(root, method, "200utt", 1, wer, 1000,
+                    {"task": "slu", "metrics": {"slu_f1": 4.0, "intent_accuracy": 5.0, "wer": wer}})
+    text = write_report(root, tmp_path / "RESULTS.md", "speechprompt report exp", plot=False).read_text()
+    assert "slu_f1 (higher is better)" in text
+    assert [line for line in text.splitlines() if line.startswith("**Warning")] == [
+        "**Warning (200utt):** the finetune reference has wer 96.80% (above 50%): the backbone does not yet "
+        "transcribe this target, so the changes against finetune compare failing systems and say little about "
+        "prompting vs fine-tuning."]
 
 
 def test_missing_finetune_row(tmp_path):
