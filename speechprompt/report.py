@@ -256,12 +256,13 @@ def failing_reference_warning(rows: list[Row], metric: str) -> list[str]:
         if row.method != REFERENCE_METHOD or any(check not in r.metrics for r in row.runs):
             continue
         if row.mean(check) > MEANINGFUL_ERROR_RATE:
-            lines.append(
+            lines += [
                 f"**Warning ({row.data_size}):** the finetune reference has {check} {row.mean(check):.2f}% "
                 f"(above {MEANINGFUL_ERROR_RATE:g}%): the backbone does not yet transcribe this target, so the "
-                f"changes against finetune compare failing systems and say little about prompting vs fine-tuning."
-            )
-    return [*lines, ""] if lines else []
+                f"changes against finetune compare failing systems and say little about prompting vs fine-tuning.",
+                "",  # a paragraph each
+            ]
+    return lines
 
 
 def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
@@ -287,6 +288,7 @@ def plot_metric_vs_params(rows: list[Row], metric: str, title: str, path: Path) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     methods = list(dict.fromkeys(r.method for r in rows))
     sizes = list(dict.fromkeys(r.data_size for r in rows))
@@ -303,6 +305,7 @@ def plot_metric_vs_params(rows: list[Row], metric: str, title: str, path: Path) 
     for i, size in enumerate(sizes):
         ax.plot([], [], markers[i % len(markers)], color="gray", label=f"data {size}")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap on short ranges
     ax.set_xlabel("trainable parameters")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title(title)
