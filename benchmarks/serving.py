@@ -289,8 +289,8 @@ def write_section(doc: Path, section: str) -> None:
     start = text.find("## Serving\n")
     if start >= 0:
         end = text.find("\n## ", start + 1)
-        rest = text[end + 1:] if end >= 0 else ""
-        text = text[:start] + section.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
+        rest = text[end:] if end >= 0 else ""  # '\n## <next section>...': a blank line before it
+        text = text[:start] + section.rstrip("\n") + "\n" + rest
     else:
         text = text.rstrip("\n") + "\n\n" + section
     doc.parent.mkdir(parents=True, exist_ok=True)

@@ -255,9 +255,10 @@ def failing_reference_warning(rows: list[Row], metric: str) -> list[str]:
     for row in rows:
         if row.method != REFERENCE_METHOD or any(check not in r.metrics for r in row.runs):
             continue
-        if row.mean(check) > MEANINGFUL_ERROR_RATE:
+        rate = row.mean(check)
+        if rate > MEANINGFUL_ERROR_RATE:
             lines += [
-                f"**Warning ({row.data_size}):** the finetune reference has {check} {row.mean(check):.2f}% "
+                f"**Warning ({row.data_size}):** the finetune reference has {check} {rate:.2f}% "
                 f"(above {MEANINGFUL_ERROR_RATE:g}%): the backbone does not yet transcribe this target, so the "
                 f"changes against finetune compare failing systems and say little about prompting vs fine-tuning.",
                 "",  # a paragraph each
