@@ -46,6 +46,16 @@ class BackboneError(ValueError):
     """A backbone folder, size or input that cannot be used; the message says what to fix."""
 
 
+def refuse_unknown_config_keys(config_class: type, keys, what: str) -> None:
+    """Raise BackboneError naming the keys that ``config_class`` does not define.
+
+    transformers configs keep unknown keyword arguments silently, so a misspelt override
+    (``dropuot``) would otherwise build a backbone that ignores it."""
+    unknown = sorted(set(keys) - set(config_class().to_dict()))
+    if unknown:
+        raise BackboneError(f"unknown {what} config keys {unknown} in the backbone overrides")
+
+
 def new_decoder_cache() -> EncoderDecoderCache:
     """An empty KV cache for `run_decoder` (self-attention and cross-attention parts)."""
     return EncoderDecoderCache(DynamicCache(), DynamicCache())

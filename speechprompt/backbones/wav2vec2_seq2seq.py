@@ -43,7 +43,13 @@ from transformers import (
 from transformers.cache_utils import EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask
 
-from speechprompt.backbones.base import BackboneError, SpeechSeq2Seq, lengths_to_mask, new_decoder_cache
+from speechprompt.backbones.base import (
+    BackboneError,
+    SpeechSeq2Seq,
+    lengths_to_mask,
+    new_decoder_cache,
+    refuse_unknown_config_keys,
+)
 
 ENCODERS: dict[str, tuple[type, type]] = {
     "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
@@ -149,13 +155,14 @@ class Wav2Vec2Seq2Seq(SpeechSeq2Seq):
                                layerdrop=0.0), **ENCODER_SIZES[size])
         enc_kwargs.setdefault("mask_time_prob", 0.0)
         dec_kwargs = _decoder_kwargs(size, vocab_size)
-        for key, value in overrides.items():
-            if key.startswith("dec_"):
-                dec_kwargs[key[4:]] = value
-            else:
-                enc_kwargs[key.removeprefix("enc_")] = value
-        enc_kwargs["num_feat_extract_layers"] = len(enc_kwargs["conv_dim"])
         config_class, _ = ENCODERS[encoder_type]
+        dec_overrides = {key[4:]: value for key, value in overrides.items() if key.startswith("dec_")}
+        enc_overrides = {key.removeprefix("enc_"): value for key, value in overrides.items() if not key.startswith("dec_")}
+        refuse_unknown_config_keys(config_class, enc_overrides, f"{encoder_type} encoder")
+        refuse_unknown_config_keys(BartConfig, dec_overrides, "decoder (dec_)")
+        enc_kwargs.update(enc_overrides)
+        dec_kwargs.update(dec_overrides)
+        enc_kwargs["num_feat_extract_layers"] = len(enc_kwargs["conv_dim"])
         config = SpeechEncoderDecoderConfig.from_encoder_decoder_configs(
             config_class(**enc_kwargs), BartConfig(**dec_kwargs))
         model = SpeechEncoderDecoderModel(config=config)

@@ -35,7 +35,13 @@ from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForCondi
 from transformers.cache_utils import EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask
 
-from speechprompt.backbones.base import BackboneError, SpeechSeq2Seq, lengths_to_mask, new_decoder_cache
+from speechprompt.backbones.base import (
+    BackboneError,
+    SpeechSeq2Seq,
+    lengths_to_mask,
+    new_decoder_cache,
+    refuse_unknown_config_keys,
+)
 
 WHISPER_SIZES: dict[str, dict[str, Any]] = {
     # a few 10k trainable parameters: unit tests; 10 s of audio at most
@@ -89,9 +95,7 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
                       eos_token_id=2, decoder_start_token_id=1, dropout=0.1, attention_dropout=0.0,
                       activation_dropout=0.0, begin_suppress_tokens=None, suppress_tokens=None,
                       tie_word_embeddings=True)
-        unknown = sorted(set(overrides) - set(WhisperConfig().to_dict()))
-        if unknown:
-            raise BackboneError(f"unknown Whisper config keys {unknown} in the backbone overrides")
+        refuse_unknown_config_keys(WhisperConfig, overrides, "Whisper")
         kwargs.update(overrides)
         model = WhisperForConditionalGeneration(WhisperConfig(**kwargs))
         model.eval()

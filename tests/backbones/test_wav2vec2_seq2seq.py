@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speechprompt.backbones import build_backbone
+from speechprompt.backbones import BackboneError, build_backbone
 from speechprompt.backbones.wav2vec2_seq2seq import Wav2Vec2Seq2Seq
 
 LENGTHS = [8000, 4800]
@@ -105,3 +105,12 @@ def test_released_encoder_folder_gets_a_fresh_decoder(tmp_path):
     with torch.no_grad():
         hidden, mask = backbone.encode(waves, lengths)
     assert hidden.shape[-1] == 32 and torch.equal(mask.sum(1), backbone.feature_lengths(lengths))
+
+
+def test_misspelt_build_overrides_are_refused_not_ignored():
+    with pytest.raises(BackboneError, match=r"wav2vec2 encoder config keys \['dropuot'\]"):
+        build_backbone("wav2vec2", "tiny", 30, dropuot=0.0)
+    with pytest.raises(BackboneError, match=r"decoder \(dec_\) config keys \['dropuot'\]"):
+        build_backbone("hubert", "tiny", 30, dec_dropuot=0.0)
+    backbone = build_backbone("wav2vec2", "tiny", 30, hidden_dropout=0.0, dec_dropout=0.0)
+    assert backbone.model.config.encoder.hidden_dropout == 0.0 and backbone.model.config.decoder.dropout == 0.0
