@@ -38,6 +38,8 @@ class DataConfig:
         "tokenizer trained on data.train's targets when data.tokenizer is not set"))
     tokenizer_vocab: int = field(default=500, metadata=_help(
         "bpe/unigram: vocabulary size (an upper bound on small corpora)"))
+    language: str | None = field(default=None, metadata=_help(
+        "language token of a released multilingual checkpoint's tokenizer (e.g. cs, es); English-only ones take none"))
     tasks: list[str] | None = field(default=None, metadata=_help("task names: task id = position in this list"))
     text_file: str = field(default="text", metadata=_help(
         "file in each data dir (train and dev) holding the targets, Kaldi text format; e.g. text_slu for slot filling"))

@@ -1,8 +1,10 @@
 """Batched greedy and beam search over ``TunedModel.encode`` + ``decode_step`` (with the KV cache).
 
-Both return one list of token ids per utterance, without BOS and EOS. Each utterance's output is
-capped at ``min(max_len, ceil(max_len_ratio * encoder frames))`` tokens, so a model that never
-emits EOS still stops in time proportional to its audio. Every utterance is decided on its own
+Both return one list of token ids per utterance, without the task prefix and EOS. Each utterance's
+output is capped at ``min(max_len, ceil(max_len_ratio * encoder frames))`` tokens, so a model that never
+emits EOS still stops in time proportional to its audio, and a hypothesis caught in a loop (``loop_start``:
+a short n-gram more than ``max_repeats`` times in a row, or a long phrase twice) ends there with the
+repeats cut to one copy: released Whisper checkpoints repeat a phrase on some utterances until the cap. Every utterance is decided on its own
 scores only, so an utterance decodes the same alone and inside a padded batch. Put the model in
 ``eval()`` mode first (dropout); gradients are off inside.
 
@@ -19,15 +21,42 @@ import math
 
 import torch
 
+DEFAULT_MAX_REPEATS = 4  # a fifth copy in a row of a short n-gram ends the hypothesis
+LONG_LOOP_NGRAM = 12  # a phrase of this many tokens or more ends the hypothesis on its second copy
+
 
 def length_limits(model, wave_lengths: torch.Tensor, max_len: int, max_len_ratio: float) -> list[int]:
     """(B,) samples -> per-utterance token limits: min(max_len, ceil(ratio * encoder frames)), >= 1."""
     if max_len < 1 or max_len_ratio <= 0:
         raise ValueError(f"max_len={max_len} and max_len_ratio={max_len_ratio} must be positive")
     frames = model.backbone.feature_lengths(wave_lengths).tolist()
-    # the decoder's learned positions hold its prefix (prompt vectors), BOS and the output tokens
-    capacity = model.backbone.max_decoder_positions - model.method.decoder_prefix_len - 1
+    # the decoder's learned positions hold the prompt vectors, the task prefix and the output tokens
+    capacity = model.backbone.max_decoder_positions - model.method.decoder_prefix_len - model.prefix_len
     return [max(1, min(max_len, capacity, math.ceil(max_len_ratio * f))) for f in frames]
+
+
+def loop_start(tokens: list[int], max_repeats: int) -> int | None:
+    """The length to keep (one copy of the loop) when ``tokens`` end in a loop, else None.
+
+    A loop is an n-gram repeated at the end more than ``max_repeats`` times in a row, or, for
+    n >= LONG_LOOP_NGRAM tokens (a whole phrase), twice in a row. ``max_repeats`` 0: never a loop.
+    """
+    if max_repeats < 1 or len(tokens) < 2:
+        return None
+    size, last = len(tokens), tokens[-1]
+    for n in range(1, size // 2 + 1):
+        if tokens[-1 - n] != last:  # cheap test before comparing whole n-grams
+            continue
+        copies = 2 if n >= LONG_LOOP_NGRAM else max_repeats + 1
+        if n * copies > size:
+            continue
+        tail = tokens[-n:]
+        if all(tokens[size - (k + 1) * n: size - k * n] == tail for k in range(1, copies)):
+            start = size - copies * n
+            while start >= n and tokens[start - n: start] == tail:  # earlier copies belong to the loop too
+                start -= n
+            return start + n
+    return None
 
 
 @torch.no_grad()
@@ -38,6 +67,7 @@ def greedy_search(
     task_ids: torch.Tensor,
     max_len: int = 200,
     max_len_ratio: float = 1.0,
+    max_repeats: int = DEFAULT_MAX_REPEATS,
 ) -> list[list[int]]:
     """waveforms (B,S), wave_lengths (B,), task_ids (B,) -> B lists of token ids (argmax each step).
 
@@ -45,15 +75,16 @@ def greedy_search(
     short ones pay for further steps.
     """
     limits = length_limits(model, wave_lengths, max_len, max_len_ratio)
-    return greedy_hypotheses(model, model.encode(waveforms, wave_lengths, task_ids), task_ids, limits)
+    return greedy_hypotheses(model, model.encode(waveforms, wave_lengths, task_ids), task_ids, limits, max_repeats)
 
 
-def greedy_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int]) -> list[list[int]]:
+def greedy_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int],
+                      max_repeats: int = DEFAULT_MAX_REPEATS) -> list[list[int]]:
     """Greedy search over an already computed EncoderOutput of B utterances -> B lists of token ids."""
     device = task_ids.device
     outputs: list[list[int]] = [[] for _ in limits]
     rows = list(range(len(limits)))  # original batch rows still decoding, in the order of the tensors
-    prefix = torch.full((len(rows), 1), model.bos_id, dtype=torch.long, device=device)
+    prefix = model.prefix_ids(task_ids)
     cache = None
     while rows:
         log_probs, cache = model.decode_step(enc, prefix, cache, task_ids)
@@ -63,7 +94,10 @@ def greedy_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int]) -> 
             if token == model.eos_id:
                 continue
             outputs[row].append(token)
-            if len(outputs[row]) < limits[row]:
+            loop = loop_start(outputs[row], max_repeats)
+            if loop is not None:
+                del outputs[row][loop:]
+            elif len(outputs[row]) < limits[row]:
                 keep.append(position)
         if len(keep) < len(rows):  # drop finished rows from every tensor and the cache
             if not keep:
@@ -108,6 +142,7 @@ def beam_search(
     length_penalty: float = 1.0,
     max_len: int = 200,
     max_len_ratio: float = 1.0,
+    max_repeats: int = DEFAULT_MAX_REPEATS,
 ) -> list[list[int]]:
     """Beam search; scores are summed log-probabilities divided by length ** length_penalty.
 
@@ -117,11 +152,12 @@ def beam_search(
         raise ValueError(f"beam_size={beam_size} must be >= 1")
     limits = length_limits(model, wave_lengths, max_len, max_len_ratio)
     enc = model.encode(waveforms, wave_lengths, task_ids)
-    return [hyps[0] if hyps else [] for hyps in beam_hypotheses(model, enc, task_ids, limits, beam_size, length_penalty)]
+    return [hyps[0] if hyps else []
+            for hyps in beam_hypotheses(model, enc, task_ids, limits, beam_size, length_penalty, max_repeats)]
 
 
 def beam_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int], beam_size: int,
-                    length_penalty: float) -> list[list[list[int]]]:
+                    length_penalty: float, max_repeats: int = DEFAULT_MAX_REPEATS) -> list[list[list[int]]]:
     """The finished hypotheses of each utterance, best first (at most beam_size): B lists of token id lists.
 
     enc: the EncoderOutput of B utterances; limits: their token limits (``length_limits``).
@@ -133,7 +169,7 @@ def beam_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int], beam_
     beam_tasks = task_ids[rows]
     scores = torch.full((batch, width), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: only one may expand at the first step
-    prefix = torch.full((batch * width, 1), model.bos_id, dtype=torch.long, device=device)
+    prefix = model.prefix_ids(beam_tasks)
     tokens_so_far: list[list[int]] = [[] for _ in range(batch * width)]
     finished = [_Hypotheses(width, length_penalty) for _ in range(batch)]
     done = [False] * batch
@@ -158,8 +194,9 @@ def beam_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int], beam_
                     break
                 source, token = b * width + index // vocab, index % vocab
                 history = tokens_so_far[source]
-                if token == model.eos_id or last_step:
-                    body = history if token == model.eos_id else history + [token]
+                loop = None if token == model.eos_id else loop_start(history + [token], max_repeats)
+                if token == model.eos_id or last_step or loop is not None:
+                    body = history if token == model.eos_id else (history + [token])[:loop]
                     finished[b].add(score, body, step + 1)
                     continue
                 next_scores[b, kept], next_rows[b, kept], next_tokens[b, kept] = score, source, token

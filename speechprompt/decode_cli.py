@@ -27,26 +27,15 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", required=True, type=Path, help="backbone folder (save_pretrained)")
+    from speechprompt.inference import add_decoding_arguments
+
+    parser.add_argument("--backbone", required=True, help="backbone folder, or a fetched name (whisper-tiny.en)")
     parser.add_argument("--task", required=True, action="append", metavar="[NAME=]ARTIFACT_DIR",
                         help="task artifact; repeat for several (NAME= renames a single-task artifact)")
     parser.add_argument("--data", required=True, type=Path, help="Kaldi data dir to decode")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder, when an artifact carries none")
-    parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy (default)")
-    parser.add_argument("--length-penalty", type=float, default=1.0,
-                        help="beam scores are divided by length ** this (default 1.0)")
-    parser.add_argument("--ctc-weight", type=float, default=0.0,
-                        help="weight of the CTC head in joint CTC/attention decoding: 0 = attention only (default), "
-                             "1 = CTC best path only")
-    parser.add_argument("--max-len", type=int, default=200, help="most tokens per utterance (default 200)")
-    parser.add_argument("--max-len-ratio", type=float, default=1.0,
-                        help="most tokens per encoder frame of the utterance (default 1.0)")
-    parser.add_argument("--batch-seconds", type=float, default=60.0,
-                        help="padded audio seconds per batch (default 60)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                        help="bfloat16 decodes under autocast (default float32)")
+    add_decoding_arguments(parser)
     parser.add_argument("--allow-pipes", action="store_true", help="allow 'cmd |' entries in wav.scp")
 
 
@@ -86,19 +75,17 @@ def write_trn(path: Path, texts: dict[str, str]) -> None:
 def run(args: argparse.Namespace) -> int:
     from speechprompt.backbones import BackboneError
     from speechprompt.data.kaldi_dir import DataDir, DataDirError
-    from speechprompt.inference import Failure, Transcriber, load_backbone
+    from speechprompt.data.whisper_tokenizer import TokenizerError
+    from speechprompt.inference import Failure, transcriber_from_args
     from speechprompt.tuning import ArtifactError
 
     try:
         data = DataDir.read(args.data, allow_pipes=args.allow_pipes)
-        transcriber = Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
-                                  length_penalty=args.length_penalty, max_len=args.max_len,
-                                  max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds,
-                                  ctc_weight=args.ctc_weight)
+        transcriber = transcriber_from_args(args)
         for value in args.task:
             name, directory = parse_task_arg(value)
-            transcriber.add_task(name, directory, args.tokenizer)
-    except (ArtifactError, BackboneError, DataDirError, FileNotFoundError, ValueError) as err:
+            transcriber.add_task(name, directory, args.tokenizer, args.language)
+    except (ArtifactError, BackboneError, DataDirError, TokenizerError, FileNotFoundError, ValueError) as err:
         print(f"speechprompt decode: {err}", file=sys.stderr)
         return 2
     if data.utt2task is None and len(transcriber.tasks) != 1:
@@ -136,6 +123,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def scoring_normalizer(transcriber) -> str:
+    """How these hypotheses are to be scored: Whisper's normalisers for a released checkpoint's text
+    (English, or the basic one for other languages), else the toolkit's own training normaliser."""
+    tokenizers = [info.tokenizer for info in transcriber.task_info.values()]
+    if not tokenizers or tokenizers[0].kind != "whisper":
+        return "speechprompt"
+    return "whisper_english" if tokenizers[0].language in (None, "en") else "whisper_basic"
+
+
 def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, total) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_trn(args.out / "hyp.trn", hyps)
@@ -144,6 +140,7 @@ def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, 
     (args.out / "text").write_text("".join(f"{u} {t}".rstrip() + "\n" for u, t in sorted(hyps.items())),
                                    encoding="utf-8")
     summary = {
+        "normalizer": scoring_normalizer(transcriber),
         "utterances": total,
         "decoded": len(hyps),
         "failed": [{"utt_id": f.key, "reason": f.reason} for f in failures],
@@ -156,6 +153,7 @@ def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, 
             "data": str(args.data), "beam": args.beam, "length_penalty": args.length_penalty,
             "ctc_weight": args.ctc_weight,
             "max_len": args.max_len, "max_len_ratio": args.max_len_ratio, "batch_seconds": args.batch_seconds,
+            "max_repeats": args.max_repeats, "pad_to_window": args.pad_to_window, "language": args.language,
             "device": args.device, "dtype": args.dtype,
         },
     }

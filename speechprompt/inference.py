@@ -40,7 +40,8 @@ from speechprompt.backbones import load_backbone as _load_backbone_folder
 from speechprompt.data.audio import TARGET_SAMPLE_RATE, AudioError
 from speechprompt.data.dataset import LengthBucketSampler
 from speechprompt.data.text import Tokenizer, load_tokenizer
-from speechprompt.decode import beam_search, greedy_search
+from speechprompt.data.whisper_tokenizer import is_checkpoint_tokenizer_dir
+from speechprompt.decode import DEFAULT_MAX_REPEATS, beam_search, greedy_search
 from speechprompt.joint_decode import ctc_greedy_search, joint_search
 from speechprompt.score.slu_format import RESERVED, parse
 from speechprompt.tuning import ArtifactError, TunedModel, load_task, read_artifact
@@ -51,10 +52,50 @@ __all__ = ["ArtifactError", "AudioItem", "Failure", "Result", "Transcriber", "lo
 
 
 def load_backbone(directory: str | Path, device: str | torch.device = "cpu"):
-    """A saved backbone folder, frozen, in eval mode, on ``device``."""
-    backbone = _load_backbone_folder(directory)
+    """A backbone folder or fetched name (``whisper-tiny.en``), frozen, in eval mode, on ``device``.
+
+    ``backbone.source_dir`` remembers the folder (a released checkpoint's tokenizer lives there)."""
+    from speechprompt.backbones.fetch import resolve_backbone
+
+    folder = resolve_backbone(str(directory))
+    backbone = _load_backbone_folder(folder)
     backbone.requires_grad_(False)
+    backbone.source_dir = Path(folder)
     return backbone.eval().to(device)
+
+
+def add_decoding_arguments(parser) -> None:
+    """The decoding options shared by ``speechprompt decode`` and ``speechprompt transcribe``."""
+    parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy (default)")
+    parser.add_argument("--length-penalty", type=float, default=1.0,
+                        help="beam scores are divided by length ** this (default 1.0)")
+    parser.add_argument("--ctc-weight", type=float, default=0.0,
+                        help="weight of the CTC head in joint CTC/attention decoding (needs a CTC head): "
+                             "0 = attention only (default), 1 = CTC best path only")
+    parser.add_argument("--max-len", type=int, default=200, help="most tokens per utterance (default 200)")
+    parser.add_argument("--max-len-ratio", type=float, default=1.0,
+                        help="most tokens per encoder frame of the utterance (default 1.0; Whisper has 50 frames "
+                             "a second, so 0.25 allows 12.5 tokens a second)")
+    parser.add_argument("--max-repeats", type=int, default=DEFAULT_MAX_REPEATS,
+                        help="a hypothesis ending in a short n-gram repeated more often than this, or a long phrase "
+                             f"twice, ends there with one copy kept (default {DEFAULT_MAX_REPEATS}; 0 = off)")
+    parser.add_argument("--pad-to-window", action="store_true",
+                        help="Whisper: run the encoder on audio zero-padded to the checkpoint's 30 s window "
+                             "(as it was trained) instead of the true length")
+    parser.add_argument("--language", help="language token of a released multilingual checkpoint (e.g. cs); "
+                                           "replaces the task artifact's own")
+    parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch (default 60)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="bfloat16 decodes under autocast (default float32)")
+
+
+def transcriber_from_args(args) -> Transcriber:
+    """A Transcriber on ``args.backbone`` with the options of :func:`add_decoding_arguments`."""
+    return Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
+                       length_penalty=args.length_penalty, max_len=args.max_len, max_len_ratio=args.max_len_ratio,
+                       batch_seconds=args.batch_seconds, ctc_weight=args.ctc_weight, max_repeats=args.max_repeats,
+                       pad_to_window=args.pad_to_window)
 
 
 @dataclass
@@ -121,7 +162,15 @@ class Transcriber:
 
     def __init__(self, backbone, *, device: str | torch.device = "cpu", dtype: str = "float32", beam: int = 1,
                  length_penalty: float = 1.0, max_len: int = 200, max_len_ratio: float = 1.0,
-                 batch_seconds: float = 60.0, ctc_weight: float = 0.0) -> None:
+                 batch_seconds: float = 60.0, ctc_weight: float = 0.0, max_repeats: int = DEFAULT_MAX_REPEATS,
+                 pad_to_window: bool = False) -> None:
+        if pad_to_window and not hasattr(backbone, "pad_to_window"):
+            raise ValueError(f"pad_to_window: a {type(backbone).__name__} has no fixed input window (Whisper has)")
+        if hasattr(backbone, "pad_to_window"):
+            backbone.pad_to_window = pad_to_window
+        if max_repeats < 0:
+            raise ValueError(f"max_repeats={max_repeats} must be >= 0 (0 = no loop guard)")
+        self.max_repeats = max_repeats
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r}: choose one of {sorted(DTYPES)}")
         if beam < 1 or batch_seconds <= 0:
@@ -149,12 +198,31 @@ class Transcriber:
         return list(self.model.task_names) if self.model is not None else []
 
     # ---------------------------------------------------------------- tasks
-    def add_task(self, name: str | None, artifact_dir: str | Path, tokenizer: str | Path | Tokenizer | None = None) -> list[str]:
+    def add_zero_shot(self, name: str = "default", language: str | None = None) -> list[str]:
+        """The untouched backbone as a task, with the released checkpoint's own tokenizer and prefix."""
+        from speechprompt.tuning import build_tuned_model
+
+        if self.model is not None:
+            raise ArtifactError(f"the backbone itself cannot join the loaded task prompts ({self.tasks}); "
+                                "transcribe with them or without any --prompt")
+        folder = getattr(self.backbone, "source_dir", None)
+        if folder is None or not is_checkpoint_tokenizer_dir(folder):
+            raise ArtifactError("only a released checkpoint (with its own tokenizer) transcribes without a task "
+                                "prompt; give --prompt NAME=ARTIFACT_DIR")
+        tokenizer = load_tokenizer(folder, language)
+        model = build_tuned_model(self.backbone, "zero_shot", {**tokenizer.method_options(), "tasks": [name]})
+        self.model = model.to(self.device).eval()
+        self.task_info[name] = _TaskInfo(Path(folder), tokenizer, False, {"method": "zero_shot"})
+        return [name]
+
+    def add_task(self, name: str | None, artifact_dir: str | Path, tokenizer: str | Path | Tokenizer | None = None,
+                 language: str | None = None) -> list[str]:
         """Load a task artifact under ``name`` (None: the artifact's own task names); returns the names added.
 
         The artifact must come from this backbone (same fingerprint) and, after the first, use the
         same method and vocabulary as the tasks already loaded. ``tokenizer`` (a folder or object)
-        is needed only when the artifact carries no ``tokenizer/``.
+        is needed only when the artifact carries no ``tokenizer/``. ``language`` replaces the
+        artifact's own language token (released multilingual checkpoints).
         """
         directory = Path(artifact_dir)
         meta, _ = read_artifact(directory)
@@ -167,6 +235,10 @@ class Transcriber:
         if clash:
             raise ArtifactError(f"{directory}: task name(s) {clash} already loaded ({self.tasks}); choose another name")
         info = _TaskInfo(directory, self._tokenizer_for(directory, meta, tokenizer), False, meta)
+        if language is not None:
+            if not hasattr(info.tokenizer, "with_language"):
+                raise ArtifactError(f"{directory}: its {info.tokenizer.kind} tokenizer has no language token")
+            info.tokenizer = info.tokenizer.with_language(language)
         info.slu = is_slu_artifact(meta, info.tokenizer)
         try:
             if self.model is None:
@@ -184,6 +256,8 @@ class Transcriber:
             raise ArtifactError(f"cannot add task {names[0]!r}: {err}") from err
         for task in names:
             self.task_info[task] = info
+            if language is not None:
+                self.model.set_task_prefix(task, info.tokenizer.prefix_ids)
         return names
 
     @staticmethod
@@ -241,8 +315,8 @@ class Transcriber:
                 return joint_search(self.model, batch, lengths, tasks, ctc_weight=self.ctc_weight, beam_size=self.beam,
                                     length_penalty=self.length_penalty, **settings)
             if self.beam == 1:
-                return greedy_search(self.model, batch, lengths, tasks, **settings)
-            return beam_search(self.model, batch, lengths, tasks, beam_size=self.beam,
+                return greedy_search(self.model, batch, lengths, tasks, max_repeats=self.max_repeats, **settings)
+            return beam_search(self.model, batch, lengths, tasks, beam_size=self.beam, max_repeats=self.max_repeats,
                                length_penalty=self.length_penalty, **settings)
 
     def results_of(self, ids: list[list[int]], tasks: Sequence[str], seconds: Sequence[float],

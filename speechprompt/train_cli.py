@@ -19,6 +19,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -126,6 +127,8 @@ def fit_and_export(model, train_set, dev_set, cfg: TrainConfig, *, resume: bool,
     from speechprompt.data.dataset import collate
     from speechprompt.train import train
 
+    if tokenizer is not None:  # targets end in the tokenizer's EOS and are padded with its pad id
+        collate = functools.partial(collate, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
     result = train(
         model, train_set, cfg, collate_fn=collate, batch_sampler=batch_sampler_for(train_set, cfg, True, log),
         dev_set=dev_set, dev_batch_sampler=batch_sampler_for(dev_set, cfg, False, log) if dev_set is not None else None,
@@ -175,9 +178,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     from speechprompt.backbones import BackboneError
     from speechprompt.checkpoint import CheckpointError
     from speechprompt.data.kaldi_dir import DataDirError
+    from speechprompt.data.whisper_tokenizer import TokenizerError
     from speechprompt.tuning.config import ConfigError as MethodConfigError
 
-    return ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, FileNotFoundError
+    return (ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, TokenizerError,
+            FileNotFoundError)
 
 
 def check_target_lengths(dataset, backbone, max_seconds: float | None = None) -> None:
@@ -191,8 +196,9 @@ def check_target_lengths(dataset, backbone, max_seconds: float | None = None) ->
     used = [i for i in range(len(dataset)) if max_seconds is None or dataset.durations[i] <= max_seconds]
     if not used:
         return
-    longest, utt = max((len(dataset.tokenizer.encode(dataset.text_of(i))) + 1, dataset.utt_ids[i])
-                       for i in used)  # + BOS
+    prefix = len(dataset.tokenizer.prefix_ids)  # BOS, or a released checkpoint's task prefix
+    longest, utt = max((len(dataset.tokenizer.encode(dataset.text_of(i))) + prefix, dataset.utt_ids[i])
+                       for i in used)
     if longest > limit:
         raise ConfigError(f"utterance {utt}: its target needs {longest} decoder positions, the backbone has {limit}; "
                           f"use subwords (data.tokenizer_kind=bpe), a backbone with more positions, or a lower "
@@ -208,9 +214,11 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
     import torch
 
     from speechprompt.backbones import build_backbone, load_backbone
+    from speechprompt.backbones.fetch import resolve_backbone
     from speechprompt.data.dataset import SpeechDataset
     from speechprompt.data.targets import check_lossless, read_with_targets
     from speechprompt.data.text import load_tokenizer, train_tokenizer
+    from speechprompt.data.whisper_tokenizer import is_checkpoint_tokenizer_dir
     from speechprompt.score.slu_format import RESERVED, SLU_MARKUP
     from speechprompt.tuning import build_tuned_model, make_config
 
@@ -222,8 +230,14 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
     # slot filling: normalisation keeps the markup of 'intent | words [ type : filler ]'
     keep = SLU_MARKUP if cfg.data.output == "slu" else ""
     train_data = read_with_targets(cfg.data.train, cfg.data.text_file)
+    backbone_dir = resolve_backbone(cfg.backbone.path) if cfg.backbone.path else None
     if cfg.data.tokenizer:
-        tokenizer = load_tokenizer(cfg.data.tokenizer)
+        tokenizer = load_tokenizer(cfg.data.tokenizer, cfg.data.language)
+    elif backbone_dir is not None and is_checkpoint_tokenizer_dir(backbone_dir):
+        # a released checkpoint keeps its own tokenizer: no vocabulary is re-learnt
+        tokenizer = load_tokenizer(backbone_dir, cfg.data.language)
+        log(f"using the checkpoint's own {tokenizer.kind} tokenizer ({tokenizer.vocab_size} ids, "
+            f"decoder prefix {tokenizer.prefix_ids})")
     else:  # a tokenizer of the training targets, deterministic on every rank
         from speechprompt.data.text import normalize_text
 
@@ -242,8 +256,8 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
                               waveform_transform=training_waveform_transform(cfg))
     dev_set = (SpeechDataset(read_with_targets(cfg.data.dev, cfg.data.text_file), tokenizer, cfg.data.tasks, keep=keep)
                if cfg.data.dev else None)
-    if cfg.backbone.path:
-        backbone = load_backbone(cfg.backbone.path)
+    if backbone_dir is not None:
+        backbone = load_backbone(backbone_dir)
     else:
         backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, cfg.backbone.vocab_size or tokenizer.vocab_size,
                                   **cfg.backbone.overrides)
@@ -255,7 +269,10 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
     if cfg.data.spec_augment:
         attach_spec_augment(backbone)
     options = dict(cfg.method.options)
-    options.setdefault("vocab_size", tokenizer.vocab_size)
+    if tokenizer.kind == "whisper":  # the checkpoint's own ids, prefix and suppression; no vocabulary resize
+        options.update(tokenizer.method_options())
+    else:
+        options.setdefault("vocab_size", tokenizer.vocab_size)
     if cfg.data.tasks:
         options.setdefault("tasks", list(cfg.data.tasks))
     model = build_tuned_model(backbone, cfg.method.name, options)
@@ -265,7 +282,9 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
         log(f"stopped by {result.stopped[7:]} at step {result.step}; continue with: {exp / 'run.sh'} --resume")
         return 130
     if is_main:
-        tok_dir = Path(cfg.data.tokenizer) if cfg.data.tokenizer else exp / "tokenizer"
+        if tokenizer.kind == "whisper":  # the artifact records the checkpoint tokenizer with its language and prefix
+            tokenizer.save(exp / "tokenizer")
+        tok_dir = Path(cfg.data.tokenizer) if cfg.data.tokenizer and tokenizer.kind != "whisper" else exp / "tokenizer"
         model.save_artifact(exp / "artifact", tok_dir, output=cfg.data.output)
         log(f"task artifact: {exp / 'artifact'} ({result.stopped} at step {result.step})")
     return 0

@@ -37,26 +37,22 @@ PROGRESS_MIN_ITEMS = 20  # shorter inputs get no progress bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from speechprompt.inference import add_decoding_arguments
+
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                         help="audio files, folders (recursive) or Kaldi wav.scp files")
-    parser.add_argument("--backbone", required=True, type=Path, help="backbone folder (save_pretrained)")
-    parser.add_argument("--prompt", required=True, action="append", metavar="NAME=ARTIFACT_DIR",
-                        help="a task prompt to load under NAME; repeat for several")
+    parser.add_argument("--backbone", required=True,
+                        help="backbone folder, or a fetched name (whisper-tiny.en, whisper-base)")
+    parser.add_argument("--prompt", action="append", default=[], metavar="NAME=ARTIFACT_DIR",
+                        help="a task prompt to load under NAME; repeat for several. Without any, a released "
+                             "checkpoint transcribes as it is (its own tokenizer; --language for multilingual ones)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--task", help="the task every input uses (default: the only prompt)")
     which.add_argument("--task-list", type=Path, help="two columns per line: file_or_id task")
     parser.add_argument("--format", choices=("text", "jsonl", "kaldi"), default="text", help="output format")
     parser.add_argument("--output", type=Path, help="write here instead of stdout")
     parser.add_argument("--tokenizer", type=Path, help="tokenizer folder, for artifacts that carry none")
-    parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy (default)")
-    parser.add_argument("--length-penalty", type=float, default=1.0, help="beam length penalty (default 1.0)")
-    parser.add_argument("--ctc-weight", type=float, default=0.0,
-                        help="joint CTC/attention decoding weight (needs a CTC head): 0 = attention only, 1 = CTC only")
-    parser.add_argument("--max-len", type=int, default=200, help="most tokens per utterance (default 200)")
-    parser.add_argument("--max-len-ratio", type=float, default=1.0, help="most tokens per encoder frame")
-    parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    add_decoding_arguments(parser)
     parser.add_argument("--allow-pipes", action="store_true", help="allow 'cmd |' entries in wav.scp")
 
 
@@ -166,22 +162,23 @@ def run(args: argparse.Namespace) -> int:
 
     from speechprompt.backbones import BackboneError
     from speechprompt.data.kaldi_dir import DataDirError
-    from speechprompt.inference import Failure, Transcriber, load_backbone
+    from speechprompt.data.whisper_tokenizer import TokenizerError
+    from speechprompt.inference import Failure, transcriber_from_args
     from speechprompt.tuning import ArtifactError
 
     try:
         prompts = parse_prompts(args.prompt)
-        if args.task is not None and args.task not in prompts:
+        if args.task is not None and prompts and args.task not in prompts:
             raise InputError(f"--task {args.task!r} is not one of the loaded prompts {sorted(prompts)}")
         sources = collect_inputs(args.inputs)
         tasks = read_task_list(args.task_list, sources) if args.task_list else {}
-        transcriber = Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
-                                  length_penalty=args.length_penalty, max_len=args.max_len,
-                                  max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds,
-                                  ctc_weight=args.ctc_weight)
+        transcriber = transcriber_from_args(args)
         for name, directory in prompts.items():
-            transcriber.add_task(name, directory, args.tokenizer)
-    except (InputError, ArtifactError, BackboneError, DataDirError, FileNotFoundError, ValueError) as err:
+            transcriber.add_task(name, directory, args.tokenizer, args.language)
+        if not prompts:
+            transcriber.add_zero_shot("default", args.language)
+    except (InputError, ArtifactError, BackboneError, DataDirError, TokenizerError, FileNotFoundError,
+            ValueError) as err:
         print(f"speechprompt transcribe: {err}", file=sys.stderr)
         return 2
     items = make_items(sources, tasks, args.task, args.allow_pipes)

@@ -123,8 +123,11 @@ class ScriptedModel:
     Greedy picks A then EOS (p=.24); the best sequence is B EOS (p=.36).
     """
 
-    bos_id, eos_id = 1, 2
+    bos_id, eos_id, prefix_len = 1, 2, 1
     table = {1: [0, 0, 0, 0.6, 0.4], 3: [0, 0, 0.4, 0.3, 0.3], 4: [0, 0, 0.9, 0.05, 0.05], 2: [0, 0, 1, 0, 0]}
+
+    def prefix_ids(self, tasks):
+        return torch.full((len(tasks), 1), self.bos_id, dtype=torch.long)
 
     def __init__(self):
         self.backbone = SimpleNamespace(feature_lengths=lambda lengths: lengths, max_decoder_positions=100)

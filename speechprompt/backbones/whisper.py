@@ -81,6 +81,33 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
         # (n_freq, n_mels) filters from the feature extractor; derived, so not saved with the weights
         self.register_buffer("mel_filters", torch.from_numpy(extractor.mel_filters).float(), persistent=False)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+        # run the encoder on audio zero-padded to the checkpoint's 30 s window (as Whisper was trained and as
+        # transformers' generate runs it) instead of the true length: a decoding choice, not saved
+        self.pad_to_window = False
+
+    @property
+    def window_samples(self) -> int:
+        """Samples of the full input window: 2 mel frames per encoder position (30 s for released checkpoints)."""
+        return 2 * int(self.model.config.max_source_positions) * self.hop_length
+
+    @property
+    def is_released_checkpoint(self) -> bool:
+        """Imported from a released checkpoint (its own tokenizer, prefix and suppression lists)."""
+        return bool(self.options.get("checkpoint"))
+
+    @property
+    def suppress_ids(self) -> list[int]:
+        """The checkpoint's own never-generated ids (generation config ``suppress_tokens``)."""
+        if not self.is_released_checkpoint:
+            return []
+        return list(getattr(self.model.generation_config, "suppress_tokens", None) or [])
+
+    @property
+    def begin_suppress_ids(self) -> list[int]:
+        """Ids the checkpoint never starts a text with (a blank and end-of-text)."""
+        if not self.is_released_checkpoint:
+            return []
+        return list(getattr(self.model.generation_config, "begin_suppress_tokens", None) or [])
 
     @property
     def family(self) -> str:
@@ -165,6 +192,8 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
                 raise BackboneError(f"batch row {row} has {samples / 16000:.1f} s of audio: longer than the "
                                     f"{encoder.max_source_positions} encoder positions of this Whisper; "
                                     "segment the audio first")
+        if self.pad_to_window:
+            return self._embed_window(waveforms, wave_lengths)
         mels = [self.log_mel(waveforms[i, :n]) for i, n in enumerate(wave_lengths.tolist())]
         mel = nn.utils.rnn.pad_sequence([m.T for m in mels], batch_first=True).transpose(1, 2)  # (B,n_mels,M)
         mel = mel.to(encoder.conv1.weight.dtype)
@@ -174,6 +203,24 @@ class WhisperSeq2Seq(SpeechSeq2Seq):
         frames = int(frame_lengths.max())
         hidden = hidden[:, :frames] + encoder.embed_positions.weight[:frames]
         return hidden, lengths_to_mask(frame_lengths, frames)
+
+    def _embed_window(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each utterance zero-padded to the full window -> features (B,W,D) with every frame valid (B,W).
+
+        Exactly what WhisperFeatureExtractor + the stock encoder compute on padded audio: the
+        log-mel floor is taken over the whole window and the encoder attends to the silence too."""
+        encoder = self.model.model.encoder
+        window = self.window_samples
+        padded = waveforms.new_zeros(len(waveforms), window)
+        for row, samples in enumerate(wave_lengths.tolist()):
+            padded[row, :samples] = waveforms[row, :samples]
+        mel = torch.stack([self.log_mel(row) for row in padded])  # (B,n_mels,2W)
+        mel = mel.to(encoder.conv1.weight.dtype)
+        hidden = nn.functional.gelu(encoder.conv1(mel))
+        hidden = nn.functional.gelu(encoder.conv2(hidden)).transpose(1, 2)
+        hidden = hidden + encoder.embed_positions.weight[: hidden.shape[1]]
+        return hidden, torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
 
     def run_encoder(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """features (B,T,D), mask (B,T) bool -> hidden (B,T,D)."""

@@ -58,6 +58,14 @@ class Tokenizer:
     def vocab_size(self) -> int:
         raise NotImplementedError
 
+    @property
+    def prefix_ids(self) -> list[int]:
+        """Decoder input before the text (a released checkpoint's task prefix; here just BOS)."""
+        return [self.bos_id]
+
+    # a released checkpoint's tokenizer: ids above eos_id (special and timestamp tokens) are never generated
+    suppress_specials = False
+
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
 
@@ -205,8 +213,17 @@ def train_tokenizer(kind: str, texts: Iterable[str], out_dir: str | Path | None 
     return tokenizer
 
 
-def load_tokenizer(out_dir: str | Path) -> Tokenizer:
-    """Load a tokenizer saved by :func:`train_tokenizer` / ``Tokenizer.save``."""
+def load_tokenizer(out_dir: str | Path, language: str | None = None) -> Tokenizer:
+    """Load a tokenizer saved by :func:`train_tokenizer` / ``Tokenizer.save``, or a released checkpoint's.
+
+    A folder with a transformers-format ``tokenizer.json`` (a Whisper checkpoint, or a task artifact's
+    copy of it) gives a :class:`~speechprompt.data.whisper_tokenizer.WhisperCheckpointTokenizer`;
+    ``language`` picks its language token (ignored by the toolkit's own kinds).
+    """
+    from speechprompt.data.whisper_tokenizer import WhisperCheckpointTokenizer, is_checkpoint_tokenizer_dir
+
+    if is_checkpoint_tokenizer_dir(out_dir):
+        return WhisperCheckpointTokenizer.load(out_dir, language)
     config_path = Path(out_dir) / "tokenizer.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: no tokenizer here — train one with train_tokenizer()")

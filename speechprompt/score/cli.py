@@ -24,6 +24,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -37,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("auto", "text", "trn"), default="auto",
                         help="transcript file format (default: detected per file)")
     parser.add_argument("--top", type=int, default=20, help="utterances with most errors to list (asr)")
+    parser.add_argument("--normalizer", default="auto",
+                        choices=("auto", "speechprompt", "whisper_english", "whisper_basic", "none"),
+                        help="asr: text normaliser of both sides (auto: the one decode.json beside --hyp names, "
+                             "else speechprompt's); the raw figure (text as written) is kept beside it")
     parser.add_argument("--slot-types", type=Path, default=None,
                         help="slu: file with the known slot types, one per line; others are format errors "
                              "(default: the types found in the gold)")
@@ -49,11 +54,24 @@ def _read_slot_types(path: Path) -> set[str]:
         raise ValueError(f"{path}: cannot read slot types ({err})") from err
 
 
+def normalizer_for(args: argparse.Namespace) -> str:
+    """--normalizer, or for auto the normaliser that decode.json beside the hypotheses names."""
+    if args.normalizer != "auto":
+        return args.normalizer
+    decode_json = args.hyp.parent / "decode.json"
+    if decode_json.is_file():
+        try:
+            return json.loads(decode_json.read_text(encoding="utf-8")).get("normalizer") or "speechprompt"
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{decode_json}: not valid JSON ({err})") from err
+    return "speechprompt"
+
+
 def run(args: argparse.Namespace) -> int:
     from speechprompt.score.slu import read_gold, score_slu, write_slu_results
     from speechprompt.score.slu_format import SluFormatError
     from speechprompt.score.transcripts import TranscriptError, read_transcripts
-    from speechprompt.score.wer import score_transcripts, write_wer_results
+    from speechprompt.score.wer import get_normalizer, score_transcripts, write_wer_results
 
     sources = {"ref": str(args.ref), "hyp": str(args.hyp)}
     try:
@@ -62,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
             refs = read_transcripts(args.ref, args.format)
             if not refs:
                 raise TranscriptError(f"{args.ref}: no utterances (an empty reference file)")
-            lines = write_wer_results(score_transcripts(refs, hyps), args.out, top_n=args.top, sources=sources)
+            name = normalizer_for(args)
+            result = score_transcripts(refs, hyps, get_normalizer(name))
+            raw = score_transcripts(refs, hyps, get_normalizer("none"))
+            lines = write_wer_results(result, args.out, top_n=args.top, sources=sources, normalizer=name, raw=raw)
         else:
             gold = read_gold(args.ref, fmt=args.format)
             if not gold:

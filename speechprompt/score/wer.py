@@ -98,6 +98,31 @@ class WerResult:
         return [u for u in ranked[:n] if u.counts.errors > 0]
 
 
+# Text normalisers applied to both sides before scoring. Released Whisper checkpoints write cased,
+# punctuated text with digits; their users score after Whisper's own normalisers (transformers ships them),
+# which also map numbers and spellings, so "5 o'clock" and "five o clock" agree. "none" keeps the text as
+# written (only whitespace collapsed): the raw figure.
+NORMALIZERS = ("speechprompt", "whisper_english", "whisper_basic", "none")
+
+
+def get_normalizer(name: str) -> Callable[[str], str]:
+    """One of NORMALIZERS as a function str -> str."""
+    if name == "speechprompt":
+        return _default_normalizer()
+    if name == "whisper_english":
+        from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+        # OpenAI's British-to-American spelling table is not shipped with the checkpoints: none is applied
+        return EnglishTextNormalizer({})
+    if name == "whisper_basic":
+        from transformers.models.whisper.english_normalizer import BasicTextNormalizer
+
+        return BasicTextNormalizer()
+    if name == "none":
+        return str
+    raise ValueError(f"unknown text normaliser {name!r}; choose one of {', '.join(NORMALIZERS)}")
+
+
 def _default_normalizer() -> Callable[[str], str]:
     from speechprompt.data.text import normalize_text
 
@@ -211,11 +236,19 @@ def per_utt_lines(utt: UttAlignment) -> list[str]:
     ]
 
 
-def write_wer_results(result: WerResult, out_dir: str | Path, top_n: int = 20, sources: dict | None = None) -> list[str]:
-    """Write ``wer.json``, ``wer_summary.txt`` and ``per_utt.txt``; return the summary lines."""
+def write_wer_results(result: WerResult, out_dir: str | Path, top_n: int = 20, sources: dict | None = None,
+                      normalizer: str = "speechprompt", raw: WerResult | None = None) -> list[str]:
+    """Write ``wer.json``, ``wer_summary.txt`` and ``per_utt.txt``; return the summary lines.
+
+    ``normalizer`` names the normaliser ``result`` was scored after; ``raw``, when given, is the same
+    scoring of the text as written, kept beside it (``raw_wer``, ``raw_cer``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lines = summary_lines(result)
+    if normalizer != "speechprompt" or raw is not None:
+        lines.insert(0, f"normalised with {normalizer} on both sides")
+    if raw is not None:
+        lines.append(f"raw (text as written): %WER {raw.word.rate:.2f}, %CER {raw.char.rate:.2f}")
     worst = result.worst(top_n)
     with open(out / "wer_summary.txt", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -239,7 +272,8 @@ def write_wer_results(result: WerResult, out_dir: str | Path, top_n: int = 20, s
         "missing_hypotheses": result.missing_hypotheses,
         "extra_hypotheses": result.extra_hypotheses,
         "worst_utterances": [u.utt_id for u in worst],
-        "normalization": "speechprompt.data.text.normalize_text",
+        "normalization": ("speechprompt.data.text.normalize_text" if normalizer == "speechprompt" else normalizer),
+        **({"raw_wer": raw.word.rate, "raw_cer": raw.char.rate} if raw is not None else {}),
         **({"sources": sources} if sources else {}),
     }
     with open(out / "wer.json", "w", encoding="utf-8") as f:

@@ -70,6 +70,11 @@ def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str |
     if tokenizer_dir is not None:
         shutil.copytree(tokenizer_dir, directory / TOKENIZER, dirs_exist_ok=True)
         meta["tokenizer"] = TOKENIZER
+        settings = directory / TOKENIZER / "speechprompt_tokenizer.json"  # a released checkpoint's tokenizer
+        if settings.is_file():
+            saved = json.loads(settings.read_text(encoding="utf-8"))
+            meta.update(tokenizer_kind=saved["kind"], language=saved.get("language"))
+    meta["task_prefixes"] = {name: prefix for name, prefix in zip(model.task_names, model.task_prefixes, strict=True)}
     (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
@@ -156,10 +161,15 @@ def add_task(model: TunedModel, name: str, artifact_dir: str | Path) -> int:
         not torch.equal(params[k].detach().cpu(), v) for k, v in vocab_state.items()
     ):
         raise ArtifactError(f"{directory}: its vocabulary differs from the loaded tasks'; tasks in one batch share one vocabulary")
+    prefix = list(meta["config"].get("task_prefix") or [model.bos_id])
+    if len(prefix) != model.prefix_len:
+        raise ArtifactError(f"{directory}: its decoder prefix has {len(prefix)} ids, the loaded tasks' have "
+                            f"{model.prefix_len}; tasks in one batch need prefixes of one length")
     try:
         model.method.append_tasks(method_state)
     except ValueError as err:
         raise ArtifactError(f"{directory}: {err}") from err
     model.task_names.append(name)
+    model.task_prefixes.append(prefix)
     model.config.tasks = list(model.task_names)
     return len(model.task_names) - 1

@@ -51,6 +51,11 @@ class MethodConfig:
     bos_id: int | None = option(None, "decoder start token id; None = the backbone's (speechprompt tokenizers: 1)")
     eos_id: int | None = option(None, "end-of-sentence token id; None = the backbone's (speechprompt tokenizers: 2)")
     pad_id: int | None = option(None, "padding id of the targets, ignored by the loss; None = the backbone's (0)")
+    task_prefix: list[int] | None = option(
+        None, "decoder input before the text, e.g. a Whisper checkpoint's <|startoftranscript|><|lang|><|transcribe|>"
+        "<|notimestamps|> ids (set from its tokenizer); None = [bos_id]")
+    suppress_specials: bool = option(
+        False, "never generate an id above eos_id (a released checkpoint's special and timestamp tokens)")
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -61,6 +66,8 @@ class MethodConfig:
             raise ConfigError(f"{self.method}: vocab_size={self.vocab_size} is too small (the 4 special ids need room)")
         if not 0.0 <= self.ctc_weight < 1.0:
             raise ConfigError(f"{self.method}: ctc_weight={self.ctc_weight} must be in [0, 1) (the decoder must train too)")
+        if self.task_prefix is not None and not self.task_prefix:
+            raise ConfigError(f"{self.method}: task_prefix is empty; give at least the start token or null")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"{self.method}: label_smoothing={self.label_smoothing} must be in [0, 1)")
 

@@ -78,6 +78,41 @@ class TunedModel(nn.Module):
         )
         self.method = method_class(config, backbone)
         self.method.install(backbone)
+        # decoder input before the text, one per task (a Whisper checkpoint's language differs per task)
+        prefix = list(config.task_prefix) if config.task_prefix else [self.bos_id]
+        self.task_prefixes = [list(prefix) for _ in self.task_names]
+        self.suppress_ids, self.begin_suppress_ids = self._suppressed_ids(config.suppress_specials)
+
+    def _suppressed_ids(self, suppress_specials: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(never generated, not generated as the first token): long tensors of token ids.
+
+        The backbone names its checkpoint's own lists (Whisper's generation config); a released
+        checkpoint's tokenizer adds every id above EOS (special and timestamp tokens).
+        """
+        vocab = int(getattr(self.backbone, "vocab_size", 0))
+        never = set(getattr(self.backbone, "suppress_ids", ()))
+        if suppress_specials:
+            never.update(range(self.eos_id + 1, vocab))
+        first = set(getattr(self.backbone, "begin_suppress_ids", ()))
+        return (torch.tensor(sorted(i for i in never if i < vocab), dtype=torch.long),
+                torch.tensor(sorted(i for i in first if i < vocab), dtype=torch.long))
+
+    @property
+    def prefix_len(self) -> int:
+        """Length P of every task's decoder prefix (they must agree: one batch, one tensor)."""
+        return len(self.task_prefixes[0])
+
+    def prefix_ids(self, task_ids: torch.Tensor) -> torch.Tensor:
+        """task_ids (B,) -> (B,P) the decoder prefix of each row's task."""
+        table = torch.tensor(self.task_prefixes, dtype=torch.long, device=task_ids.device)
+        return table[task_ids]
+
+    def set_task_prefix(self, task: str, prefix: list[int]) -> None:
+        """Give one task another decoder prefix (e.g. another language token) of the same length."""
+        if len(prefix) != self.prefix_len:
+            raise ValueError(f"task '{task}': a decoder prefix of {len(prefix)} ids cannot join tasks whose prefixes "
+                             f"have {self.prefix_len}")
+        self.task_prefixes[self.task_id(task)] = list(prefix)
 
     def _resize_vocab(self, vocab_size: int | None) -> list[str]:
         """Re-initialise the decoder vocabulary when the target one differs; returns the new parameter names."""
@@ -146,10 +181,13 @@ class TunedModel(nn.Module):
         return ModelOutput(loss=loss, logits=logits, aux={**aux, **extra})
 
     def teacher_forced_logits(self, enc: EncoderOutput, targets: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
-        """targets (B,L) (EOS included) -> logits (B,L,V) with decoder input BOS + targets[:, :-1]."""
-        bos = torch.full_like(targets[:, :1], self.bos_id)
-        logits, _ = self.decode(enc, torch.cat([bos, targets[:, :-1]], dim=1), None, task_ids)
-        return logits
+        """targets (B,L) (EOS included) -> logits (B,L,V) with decoder input prefix (B,P) + targets[:, :-1].
+
+        Only the text and EOS are predicted: the logits of the first P-1 prefix positions are dropped.
+        """
+        prefix = self.prefix_ids(task_ids)
+        logits, _ = self.decode(enc, torch.cat([prefix, targets[:, :-1]], dim=1), None, task_ids)
+        return logits[:, prefix.shape[1] - 1:]
 
     def ctc_loss(self, enc: EncoderOutput, targets: torch.Tensor) -> torch.Tensor:
         """Mean per-token CTC loss of targets (B,L) (EOS and padding dropped) over the encoder output.
@@ -169,10 +207,18 @@ class TunedModel(nn.Module):
         )
 
     def decode_step(self, enc: EncoderOutput, prefix_ids: torch.Tensor, cache, task_ids: torch.Tensor):
-        """prefix_ids (B,L) starting with BOS -> log-probabilities of the next token (B,V), new cache."""
+        """prefix_ids (B,L) starting with the task prefix -> log-probabilities of the next token (B,V), new cache.
+
+        Suppressed ids get -inf before the softmax (``begin_suppress_ids`` only at the first text position).
+        """
         new_ids = prefix_ids if cache is None else prefix_ids[:, -1:]
         logits, cache = self.decode(enc, new_ids, cache, task_ids)
-        return logits[:, -1].float().log_softmax(-1), cache
+        logits = logits[:, -1].float()
+        if self.suppress_ids.numel():
+            logits[:, self.suppress_ids.to(logits.device)] = float("-inf")
+        if self.begin_suppress_ids.numel() and prefix_ids.shape[1] == self.prefix_len:
+            logits[:, self.begin_suppress_ids.to(logits.device)] = float("-inf")
+        return logits.log_softmax(-1), cache
 
     def reorder_cache(self, cache, index: torch.Tensor):
         """Select rows ``index`` (N,) of every cached tensor (beam search)."""

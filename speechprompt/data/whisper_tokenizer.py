@@ -1,0 +1,168 @@
+"""The tokenizer of a released Whisper checkpoint, kind ``"whisper"``: its own byte-level BPE, never re-learnt.
+
+The checkpoint's ``tokenizer.json`` is read by the ``tokenizers`` library (the same file transformers
+uses), so no vocabulary is resized and no id moves. What the toolkit adds is the decoder prefix the
+checkpoint was trained with and the ids that matter while training and decoding:
+
+- prefix: ``<|startoftranscript|><|lang|><|transcribe|><|notimestamps|>`` for multilingual checkpoints,
+  ``<|startoftranscript|><|notimestamps|>`` for English-only ones (as OpenAI's decoder builds it);
+- text: encoded with a leading space, as the checkpoints write it after the prefix;
+- ``eos_id`` = ``<|endoftext|>``; ``pad_id`` = ``<|startoflm|>``, a token never used as a target (Whisper's
+  own pad id equals its end-of-text, which would hide the end of every target from the loss);
+- ``suppress_specials``: no id above ``<|endoftext|>`` (timestamps, languages, tasks) is ever generated;
+  the checkpoint's own ``suppress_tokens`` come from the backbone's generation config.
+
+Folder layout: a checkpoint folder (``tokenizer.json`` of transformers' format) or a saved tokenizer
+folder (that file plus ``speechprompt_tokenizer.json``: kind, language, task and the resulting prefix).
+
+```python
+tok = WhisperCheckpointTokenizer.load("~/.cache/speechprompt/backbones/whisper-base", language="cs")
+tok.prefix_ids          # [50258, 50283, 50359, 50363]
+tok.encode("dobrý den") # [..] without prefix and <|endoftext|>
+```
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from speechprompt.data.text import Tokenizer
+
+SETTINGS_FILE = "speechprompt_tokenizer.json"
+HF_TOKENIZER_FILE = "tokenizer.json"
+MULTILINGUAL_MIN_VOCAB = 51865  # OpenAI's rule: a vocabulary this large has the language tokens
+
+
+class TokenizerError(ValueError):
+    """A checkpoint tokenizer that cannot be used as asked; the message says what to fix."""
+
+
+def is_checkpoint_tokenizer_dir(directory: str | Path) -> bool:
+    """True for a folder holding a transformers-format ``tokenizer.json`` (not the toolkit's own settings file)."""
+    directory = Path(directory)
+    if (directory / SETTINGS_FILE).is_file():
+        return True
+    path = directory / HF_TOKENIZER_FILE
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8") as f:
+        head = f.read(4096)
+    return '"added_tokens"' in head or '"model"' in head
+
+
+class WhisperCheckpointTokenizer(Tokenizer):
+    """A released Whisper checkpoint's tokenizer with its decoder prefix; see the module docstring."""
+
+    kind = "whisper"
+    suppress_specials = True
+
+    def __init__(self, tokenizer_file: str | Path, language: str | None = None, task: str = "transcribe"):
+        from tokenizers import Tokenizer as HFTokenizer
+
+        self.tokenizer_file = Path(tokenizer_file)
+        self.hf = HFTokenizer.from_file(str(self.tokenizer_file))
+        self.eos_id = self._id("<|endoftext|>")
+        self.bos_id = self._id("<|startoftranscript|>")
+        self.pad_id = self._id("<|startoflm|>")
+        self.unk_id = self.eos_id  # byte-level BPE has no unknown token: every string encodes
+        self.no_timestamps_id = self._id("<|notimestamps|>")
+        self.multilingual = self.vocab_size >= MULTILINGUAL_MIN_VOCAB
+        if task not in ("transcribe", "translate"):
+            raise TokenizerError(f"task {task!r}: a Whisper checkpoint knows 'transcribe' and 'translate'")
+        self.task = task
+        self.language = self._check_language(language)
+
+    def _id(self, token: str) -> int:
+        token_id = self.hf.token_to_id(token)
+        if token_id is None:
+            raise TokenizerError(f"{self.tokenizer_file}: has no {token} token; is this a Whisper checkpoint's tokenizer?")
+        return int(token_id)
+
+    def _check_language(self, language: str | None) -> str | None:
+        if not self.multilingual:
+            if language not in (None, "en"):
+                raise TokenizerError(f"{self.tokenizer_file}: an English-only checkpoint cannot take language {language!r}")
+            return None
+        if language is None:
+            raise TokenizerError(f"{self.tokenizer_file}: a multilingual checkpoint needs a language "
+                                 f"(e.g. data.language=cs or --language cs); known: {', '.join(self.languages)}")
+        if self.hf.token_to_id(f"<|{language}|>") is None:
+            raise TokenizerError(f"language {language!r} is not one of this checkpoint's: {', '.join(self.languages)}")
+        return language
+
+    @property
+    def languages(self) -> list[str]:
+        """Language codes with a token in this vocabulary (``en``, ``zh``, ...), in id order."""
+        if not hasattr(self, "_languages"):
+            tokens = sorted((i, t) for t, i in self.hf.get_vocab(with_added_tokens=True).items()
+                            if t.startswith("<|") and t.endswith("|>") and 2 <= len(t) - 4 <= 3 and t[2:-2].isalpha())
+            self._languages = [t[2:-2] for _, t in tokens]
+        return self._languages
+
+    def with_language(self, language: str | None) -> WhisperCheckpointTokenizer:
+        """The same tokenizer with another language token in its prefix."""
+        return WhisperCheckpointTokenizer(self.tokenizer_file, language, self.task)
+
+    # ---- the Tokenizer interface --------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return int(self.hf.get_vocab_size(with_added_tokens=True))
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        """The decoder input before the text: start of transcript, [language, task,] no timestamps."""
+        if not self.multilingual:
+            return [self.bos_id, self.no_timestamps_id]
+        return [self.bos_id, self._id(f"<|{self.language}|>"), self._id(f"<|{self.task}|>"), self.no_timestamps_id]
+
+    def encode(self, text: str) -> list[int]:
+        text = text.strip()
+        if not text:
+            return []
+        return list(self.hf.encode(" " + text, add_special_tokens=False).ids)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        kept = [i for i in self._strip_specials(ids) if i < self.eos_id]
+        return self.hf.decode(kept, skip_special_tokens=True).strip()
+
+    def _strip_specials(self, ids: Iterable[int]) -> list[int]:
+        kept = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            kept.append(i)
+        return kept
+
+    def method_options(self) -> dict:
+        """Tuning-method options that let this tokenizer drive the decoder: the checkpoint's special ids,
+        its task prefix and the suppression of its special tokens (and no vocabulary resize)."""
+        return {"bos_id": self.bos_id, "eos_id": self.eos_id, "pad_id": self.pad_id,
+                "task_prefix": self.prefix_ids, "suppress_specials": True}
+
+    def settings(self) -> dict:
+        return {"kind": self.kind, "language": self.language, "task": self.task, "prefix": self.prefix_ids,
+                "vocab_size": self.vocab_size}
+
+    def save(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / HF_TOKENIZER_FILE).resolve() != self.tokenizer_file.resolve():
+            shutil.copyfile(self.tokenizer_file, out / HF_TOKENIZER_FILE)
+        (out / SETTINGS_FILE).write_text(json.dumps(self.settings(), indent=2) + "\n", encoding="utf-8")
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path, language: str | None = None) -> WhisperCheckpointTokenizer:
+        """A checkpoint folder or a saved tokenizer folder; ``language`` overrides the saved one."""
+        directory = Path(directory)
+        saved: dict = {}
+        if (directory / SETTINGS_FILE).is_file():
+            saved = json.loads((directory / SETTINGS_FILE).read_text(encoding="utf-8"))
+        if not (directory / HF_TOKENIZER_FILE).is_file():
+            raise TokenizerError(f"{directory / HF_TOKENIZER_FILE}: missing; a Whisper checkpoint folder holds its tokenizer")
+        return cls(directory / HF_TOKENIZER_FILE, language if language is not None else saved.get("language"),
+                   saved.get("task", "transcribe"))
