@@ -40,8 +40,8 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
 
-from speechprompt.backbones.errors import BackboneError
 from speechprompt.backbones.ct2_model_bin import CT2ModelBin, read_model_bin
+from speechprompt.backbones.errors import BackboneError
 from speechprompt.backbones.whisper import WhisperSeq2Seq
 
 SPEC_NAME, SPEC_REVISION = "WhisperSpec", 3
