@@ -128,22 +128,29 @@ def whisper_from_model_bin(model_bin: CT2ModelBin, path: Path) -> WhisperForCond
 
 
 def _dequantised(model_bin: CT2ModelBin, path: Path) -> dict[str, torch.Tensor]:
-    """name -> float32 tensor (integer scalars kept as they are); `X/weight_scale` folded into `X/weight`."""
-    variables = dict(model_bin.variables)
+    """name -> float32 tensor (integer scalars kept as they are); `X/weight_scale` folded into `X/weight`.
+
+    Aliases are resolved after dequantising, so an alias of a quantised weight (the tied output
+    projection) gets its target's float weight."""
+    variables = {name: t for name, t in model_bin.variables.items() if name not in model_bin.aliases}
     for name in [n for n in variables if n.endswith("/weight_scale")]:
         scale = variables.pop(name).float()
         weight_name = name[: -len("_scale")]
         weight = variables.get(weight_name)
         if weight is None or weight.dtype not in (torch.int8, torch.int16):
             raise CT2ImportError(f"{path}: {name} has no int8/int16 {weight_name} beside it")
-        # (out, in) int8 with (out,) per-row scales, or int16 with one scale
-        variables[weight_name] = weight.float() / (scale[:, None] if scale.dim() == 1 else scale)
+        if scale.dim() == 1:  # int8: one scale per output row (convolutions: per output channel)
+            scale = scale.reshape(-1, *[1] * (weight.dim() - 1))
+        variables[weight_name] = weight.float() / scale
     for name, tensor in variables.items():
         if tensor.dim() > 0:
             if not tensor.is_floating_point():
                 raise CT2ImportError(f"{path}: {name} is {tensor.dtype} without a weight_scale; "
                                      "cannot dequantise it")
             variables[name] = tensor.float()
+    for alias, target in model_bin.aliases.items():
+        if target in variables:  # an alias of a scale was folded with it
+            variables[alias] = variables[target]
     return variables
 
 
