@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("recipes.prepare", "build the embedded offline corpora as Kaldi data dirs"),
     "data": ("speechprompt.data.cli", "validate, fix, subset, combine and describe Kaldi data dirs"),
+    "backbone": ("speechprompt.backbones.cli", "fetch released Whisper checkpoints, import CTranslate2 folders"),
     "pseudo-label": ("speechprompt.pretrain.cli_pseudo_label", "Wav2Seq pseudo language: features -> k-means -> BPE"),
     "pretrain": ("speechprompt.pretrain.cli_pretrain", "pretrain an encoder-decoder on pseudo (or real) targets"),
     "train": ("speechprompt.train_cli", "adapt a backbone with a tuning method (prompt, lora, ...)"),

@@ -6,61 +6,49 @@ backbone = build_backbone("hubert", "small", vocab_size=500)   # random weights
 backbone.save_pretrained("exp/backbone")
 backbone = load_backbone("exp/backbone")                        # dispatches on the saved family
 ```
+
+Released checkpoints: `speechprompt backbone fetch whisper-tiny.en` (see `fetch`), or
+`import_ct2` for any CTranslate2 Whisper folder (see `ct2_import`).
+
+The names below are imported on first use, so that torch-free parts of the package (fetching and
+resolving backbone names, `speechprompt backbone fetch` on a finished cache) start in milliseconds.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from speechprompt.backbones.base import (
-    BACKBONE_FILE,
-    BackboneError,
-    SpeechSeq2Seq,
-    new_decoder_cache,
-    read_backbone_spec,
-)
-from speechprompt.backbones.wav2vec2_seq2seq import Wav2Vec2Seq2Seq
-from speechprompt.backbones.whisper import WhisperSeq2Seq
-
-# family name -> class that builds and loads it
-BACKBONE_FAMILIES: dict[str, type[SpeechSeq2Seq]] = {
-    **{family: Wav2Vec2Seq2Seq for family in Wav2Vec2Seq2Seq.families},
-    "whisper": WhisperSeq2Seq,
+# public name -> module that defines it
+_EXPORTS = {
+    "BACKBONE_FAMILIES": "speechprompt.backbones.registry",
+    "build_backbone": "speechprompt.backbones.registry",
+    "load_backbone": "speechprompt.backbones.registry",
+    "BackboneError": "speechprompt.backbones.errors",
+    "SpeechSeq2Seq": "speechprompt.backbones.base",
+    "new_decoder_cache": "speechprompt.backbones.base",
+    "Wav2Vec2Seq2Seq": "speechprompt.backbones.wav2vec2_seq2seq",
+    "WhisperSeq2Seq": "speechprompt.backbones.whisper",
 }
 
-
-def build_backbone(family: str, size: str, vocab_size: int, **overrides: Any) -> SpeechSeq2Seq:
-    """A randomly initialised backbone: `family` in BACKBONE_FAMILIES, `size` e.g. "tiny" or "small"."""
-    if family not in BACKBONE_FAMILIES:
-        raise BackboneError(f"unknown backbone family {family!r}; choose one of {sorted(BACKBONE_FAMILIES)}")
-    cls = BACKBONE_FAMILIES[family]
-    if cls is Wav2Vec2Seq2Seq:
-        return cls.build(size, vocab_size, encoder_type=family, **overrides)
-    return cls.build(size, vocab_size, **overrides)
+if TYPE_CHECKING:
+    from speechprompt.backbones.base import SpeechSeq2Seq, new_decoder_cache
+    from speechprompt.backbones.errors import BackboneError
+    from speechprompt.backbones.registry import BACKBONE_FAMILIES, build_backbone, load_backbone
+    from speechprompt.backbones.wav2vec2_seq2seq import Wav2Vec2Seq2Seq
+    from speechprompt.backbones.whisper import WhisperSeq2Seq
 
 
-def load_backbone(directory: str | Path) -> SpeechSeq2Seq:
-    """Load a backbone folder written by `save_pretrained`, whatever its family.
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'speechprompt.backbones' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
 
-    A plain transformers Whisper folder (no `speechprompt_backbone.json`) is wrapped as it is.
-    """
-    directory = Path(directory)
-    config_path = directory / "config.json"
-    if not (directory / BACKBONE_FILE).is_file() and config_path.is_file():
-        model_type = json.loads(config_path.read_text()).get("model_type")
-        if model_type == "whisper":
-            return WhisperSeq2Seq.from_transformers(directory)
-        if model_type in Wav2Vec2Seq2Seq.families:
-            raise BackboneError(f"{directory} holds a bare {model_type} encoder: add a decoder with "
-                                "Wav2Vec2Seq2Seq.from_pretrained_encoder(dir, decoder_size, vocab_size)")
-    spec = read_backbone_spec(directory)
-    family = spec["family"]
-    if family not in BACKBONE_FAMILIES:
-        raise BackboneError(f"{directory}: unknown backbone family {family!r}; "
-                            f"known: {sorted(BACKBONE_FAMILIES)}")
-    return BACKBONE_FAMILIES[family].from_pretrained(directory)
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
 
 
 __all__ = ["BACKBONE_FAMILIES", "BackboneError", "SpeechSeq2Seq", "Wav2Vec2Seq2Seq", "WhisperSeq2Seq", "build_backbone",

@@ -31,6 +31,8 @@ from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.utils import logging as transformers_logging
 
+from speechprompt.backbones.errors import BackboneError
+
 # transformers 5 draws a progress bar for every load and save of a few-MB model: recipe logs drowned in them
 transformers_logging.disable_progress_bar()
 
@@ -40,10 +42,6 @@ CTC_HEAD_FILE = "ctc_head.safetensors"  # optional: a linear CTC output layer on
 _VOLATILE_CONFIG_KEYS = {"transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype",
                          "_attn_implementation_autoset", "_commit_hash", "output_attentions",
                          "output_hidden_states", "return_dict", "use_cache"}
-
-
-class BackboneError(ValueError):
-    """A backbone folder, size or input that cannot be used; the message says what to fix."""
 
 
 def refuse_unknown_config_keys(config_class: type, keys, what: str) -> None:
