@@ -59,7 +59,8 @@ class WhisperCheckpointTokenizer(Tokenizer):
     kind = "whisper"
     suppress_specials = True
 
-    def __init__(self, tokenizer_file: str | Path, language: str | None = None, task: str = "transcribe"):
+    def __init__(self, tokenizer_file: str | Path, language: str | None = None, task: str = "transcribe",
+                 multilingual: bool | None = None):
         from tokenizers import Tokenizer as HFTokenizer
 
         self.tokenizer_file = Path(tokenizer_file)
@@ -69,11 +70,20 @@ class WhisperCheckpointTokenizer(Tokenizer):
         self.pad_id = self._id("<|startoflm|>")
         self.unk_id = self.eos_id  # byte-level BPE has no unknown token: every string encodes
         self.no_timestamps_id = self._id("<|notimestamps|>")
-        self.multilingual = self.vocab_size >= MULTILINGUAL_MIN_VOCAB
+        self.multilingual = self._is_multilingual() if multilingual is None else multilingual
         if task not in ("transcribe", "translate"):
             raise TokenizerError(f"task {task!r}: a Whisper checkpoint knows 'transcribe' and 'translate'")
         self.task = task
         self.language = self._check_language(language)
+
+    def _is_multilingual(self) -> bool:
+        """The checkpoint's generation config says so; else OpenAI's rule (the vocabulary's size)."""
+        generation = self.tokenizer_file.parent / "generation_config.json"
+        if generation.is_file():
+            flag = json.loads(generation.read_text(encoding="utf-8")).get("is_multilingual")
+            if flag is not None:
+                return bool(flag)
+        return self.vocab_size >= MULTILINGUAL_MIN_VOCAB
 
     def _id(self, token: str) -> int:
         token_id = self.hf.token_to_id(token)
@@ -104,7 +114,7 @@ class WhisperCheckpointTokenizer(Tokenizer):
 
     def with_language(self, language: str | None) -> WhisperCheckpointTokenizer:
         """The same tokenizer with another language token in its prefix."""
-        return WhisperCheckpointTokenizer(self.tokenizer_file, language, self.task)
+        return WhisperCheckpointTokenizer(self.tokenizer_file, language, self.task, self.multilingual)
 
     # ---- the Tokenizer interface --------------------------------------------------------
     @property
@@ -144,8 +154,8 @@ class WhisperCheckpointTokenizer(Tokenizer):
                 "task_prefix": self.prefix_ids, "suppress_specials": True}
 
     def settings(self) -> dict:
-        return {"kind": self.kind, "language": self.language, "task": self.task, "prefix": self.prefix_ids,
-                "vocab_size": self.vocab_size}
+        return {"kind": self.kind, "language": self.language, "task": self.task, "multilingual": self.multilingual,
+                "prefix": self.prefix_ids, "vocab_size": self.vocab_size}
 
     def save(self, out_dir: str | Path) -> Path:
         out = Path(out_dir)
@@ -165,4 +175,4 @@ class WhisperCheckpointTokenizer(Tokenizer):
         if not (directory / HF_TOKENIZER_FILE).is_file():
             raise TokenizerError(f"{directory / HF_TOKENIZER_FILE}: missing; a Whisper checkpoint folder holds its tokenizer")
         return cls(directory / HF_TOKENIZER_FILE, language if language is not None else saved.get("language"),
-                   saved.get("task", "transcribe"))
+                   saved.get("task", "transcribe"), saved.get("multilingual"))
