@@ -71,10 +71,14 @@ def import_ct2(source: str | Path, out: str | Path, checkpoint: str | None = Non
         raise CT2ImportError(f"{out}: exists and is not empty; remove it or choose another output folder")
     ct2_config = json.loads((source / "config.json").read_text())
     model_bin = read_model_bin(source / "model.bin")
-    model = whisper_from_model_bin(model_bin, source / "model.bin")
-    tokenizer = whisper_tokenizer(source, model.config.vocab_size)
+    embedding = model_bin.variables.get("decoder/embeddings/weight")
+    if embedding is None or embedding.dim() != 2:
+        raise CT2ImportError(f"{source / 'model.bin'}: no 2-D decoder/embeddings/weight; not a Whisper model")
+    tokenizer = whisper_tokenizer(source, embedding.shape[0])
     special = _special_ids(tokenizer, source)
-    _apply_special_ids(model, ct2_config, tokenizer, special)
+    model = whisper_from_model_bin(model_bin, source / "model.bin", special["<|endoftext|>"],
+                                   special["<|startoftranscript|>"])
+    model.generation_config = whisper_generation_config(model.config, ct2_config, tokenizer, special)
     backbone = WhisperSeq2Seq(model, {"pad_id": special["<|startoflm|>"], "bos_id": special["<|startoftranscript|>"],
                                       "eos_id": special["<|endoftext|>"],
                                       "checkpoint": checkpoint or source.name})
@@ -84,8 +88,10 @@ def import_ct2(source: str | Path, out: str | Path, checkpoint: str | None = Non
 
 
 # ---- weights ------------------------------------------------------------------------------
-def whisper_from_model_bin(model_bin: CT2ModelBin, path: Path) -> WhisperForConditionalGeneration:
-    """A float32 `WhisperForConditionalGeneration` holding the weights of a parsed WhisperSpec file."""
+def whisper_from_model_bin(model_bin: CT2ModelBin, path: Path, eos: int, start: int
+                           ) -> WhisperForConditionalGeneration:
+    """A float32 `WhisperForConditionalGeneration` holding the weights of a parsed WhisperSpec file;
+    `eos` / `start` are the ids of <|endoftext|> / <|startoftranscript|>."""
     if model_bin.spec != SPEC_NAME or model_bin.revision != SPEC_REVISION:
         raise CT2ImportError(f"{path}: spec {model_bin.spec!r} revision {model_bin.revision}, expected "
                              f"{SPEC_NAME!r} revision {SPEC_REVISION}; only CTranslate2 Whisper models import")
@@ -105,7 +111,7 @@ def whisper_from_model_bin(model_bin: CT2ModelBin, path: Path) -> WhisperForCond
         if scalar(name) != value:
             raise CT2ImportError(f"{path}: {name} = {scalar(name)}, but transformers' Whisper needs {value}")
     used.update(IGNORED_FLAGS & variables.keys())
-    config = _whisper_config(take, scalar, variables, path)
+    config = _whisper_config(take, scalar, variables, path, eos, start)
     state = _state_dict(take, config)
     untied = variables.get("decoder/projection/weight")
     used.update({"decoder/projection/weight", "decoder/projection/weight_scale"} & variables.keys())
@@ -162,7 +168,7 @@ def _layer_count(variables: dict[str, torch.Tensor], stack: str) -> int:
     return len(indices)
 
 
-def _whisper_config(take, scalar, variables, path: Path) -> WhisperConfig:
+def _whisper_config(take, scalar, variables, path: Path, eos: int, start: int) -> WhisperConfig:
     conv1 = variables.get("encoder/conv1/weight")
     embedding = variables.get("decoder/embeddings/weight")
     encoder_positions = variables.get("encoder/position_encodings/encodings")
@@ -183,7 +189,11 @@ def _whisper_config(take, scalar, variables, path: Path) -> WhisperConfig:
         encoder_ffn_dim=ffn["encoder"].shape[0], decoder_ffn_dim=ffn["decoder"].shape[0],
         max_source_positions=encoder_positions.shape[0], max_target_positions=decoder_positions.shape[0],
         scale_embedding=bool(scalar("decoder/scale_embeddings")), activation_function="gelu",
-        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+        # OpenAI's special ids (pad = bos = eos), as transformers' hub checkpoints carry them; the
+        # suppress lists live in the generation config only (transformers warns when both carry them)
+        pad_token_id=eos, bos_token_id=eos, eos_token_id=eos, decoder_start_token_id=start,
+        suppress_tokens=None, begin_suppress_tokens=None)
 
 
 def _state_dict(take, config: WhisperConfig) -> dict[str, torch.Tensor]:
@@ -290,18 +300,14 @@ def _special_ids(tokenizer, source: Path) -> dict[str, int]:
     return ids
 
 
-def _apply_special_ids(model: WhisperForConditionalGeneration, ct2_config: dict[str, Any], tokenizer,
-                       special: dict[str, int]) -> None:
-    """OpenAI's special ids on the transformers config and a Whisper generation config."""
-    config = model.config
+def whisper_generation_config(config: WhisperConfig, ct2_config: dict[str, Any], tokenizer,
+                              special: dict[str, int]) -> GenerationConfig:
+    """Whisper's generation settings: special ids, suppressed tokens, languages, alignment heads."""
     eos, sot = special["<|endoftext|>"], special["<|startoftranscript|>"]
     # Whisper's multilingual vocabulary has one more token (<|yue|> etc. come later), as CTranslate2 decides it
     multilingual = config.vocab_size >= 51865
     suppress = list(ct2_config.get("suppress_ids", []))
     begin_suppress = list(ct2_config.get("suppress_ids_begin", []))
-    # the suppress lists live in the generation config only: transformers warns when both carry them
-    config.update(dict(pad_token_id=eos, bos_token_id=eos, eos_token_id=eos, decoder_start_token_id=sot,
-                       suppress_tokens=None, begin_suppress_tokens=None))
     generation = GenerationConfig(
         decoder_start_token_id=sot, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos,
         no_timestamps_token_id=special["<|notimestamps|>"], prev_sot_token_id=special["<|startofprev|>"],
@@ -312,4 +318,4 @@ def _apply_special_ids(model: WhisperForConditionalGeneration, ct2_config: dict[
         tokens = tokenizer.convert_ids_to_tokens(list(ct2_config.get("lang_ids", [])))
         generation.lang_to_id = dict(zip(tokens, ct2_config.get("lang_ids", []), strict=True))
         generation.task_to_id = {"transcribe": special["<|transcribe|>"], "translate": special["<|translate|>"]}
-    model.generation_config = generation
+    return generation

