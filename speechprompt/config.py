@@ -79,6 +79,9 @@ class BackboneConfig:
     overrides: dict[str, Any] = field(
         default_factory=dict, metadata=_help("model-config values of a backbone built from scratch, e.g. {dropout: 0.0}")
     )
+    pad_to_window: bool | None = field(default=None, metadata=_help(
+        "Whisper: encode audio zero-padded to the 30 s window (true) or the true length (false); null: the "
+        "backbone's default (released checkpoints: the window). Recorded in the task artifact; decoding follows it"))
 
     def __post_init__(self):
         if self.vocab_size is not None and self.vocab_size < 5:

@@ -26,6 +26,7 @@ utterance's share of its batch's decoding time.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -73,15 +74,16 @@ def add_decoding_arguments(parser) -> None:
                         help="weight of the CTC head in joint CTC/attention decoding (needs a CTC head): "
                              "0 = attention only (default), 1 = CTC best path only")
     parser.add_argument("--max-len", type=int, default=200, help="most tokens per utterance (default 200)")
-    parser.add_argument("--max-len-ratio", type=float, default=1.0,
-                        help="most tokens per encoder frame of the utterance (default 1.0; Whisper has 50 frames "
-                             "a second, so 0.25 allows 12.5 tokens a second)")
+    parser.add_argument("--max-len-ratio", type=float, default=None,
+                        help="most tokens per encoder frame of the utterance (default: the backbone's, 1.0; "
+                             "released Whisper checkpoints 0.3, i.e. 15 tokens per second of audio)")
     parser.add_argument("--max-repeats", type=int, default=DEFAULT_MAX_REPEATS,
                         help="a hypothesis ending in a short n-gram repeated more often than this, or a long phrase "
                              f"twice, ends there with one copy kept (default {DEFAULT_MAX_REPEATS}; 0 = off)")
-    parser.add_argument("--pad-to-window", action="store_true",
-                        help="Whisper: run the encoder on audio zero-padded to the checkpoint's 30 s window "
-                             "(as it was trained) instead of the true length")
+    parser.add_argument("--pad-to-window", action=argparse.BooleanOptionalAction, default=None,
+                        help="Whisper: run the encoder on audio zero-padded to the checkpoint's 30 s window, or on "
+                             "the true length (--no-pad-to-window); default: as the task artifact was trained, else "
+                             "the backbone's default (released checkpoints: the window)")
     parser.add_argument("--language", help="language token of a released multilingual checkpoint (e.g. cs); "
                                            "replaces the task artifact's own")
     parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch (default 60)")
@@ -161,13 +163,14 @@ class Transcriber:
     """
 
     def __init__(self, backbone, *, device: str | torch.device = "cpu", dtype: str = "float32", beam: int = 1,
-                 length_penalty: float = 1.0, max_len: int = 200, max_len_ratio: float = 1.0,
+                 length_penalty: float = 1.0, max_len: int = 200, max_len_ratio: float | None = None,
                  batch_seconds: float = 60.0, ctc_weight: float = 0.0, max_repeats: int = DEFAULT_MAX_REPEATS,
-                 pad_to_window: bool = False) -> None:
+                 pad_to_window: bool | None = None) -> None:
         if pad_to_window and not hasattr(backbone, "pad_to_window"):
             raise ValueError(f"pad_to_window: a {type(backbone).__name__} has no fixed input window (Whisper has)")
-        if hasattr(backbone, "pad_to_window"):
+        if pad_to_window is not None and hasattr(backbone, "pad_to_window"):
             backbone.pad_to_window = pad_to_window
+        self.pad_to_window_given = pad_to_window is not None  # else the first task artifact's own setting
         if max_repeats < 0:
             raise ValueError(f"max_repeats={max_repeats} must be >= 0 (0 = no loop guard)")
         self.max_repeats = max_repeats
@@ -181,6 +184,8 @@ class Transcriber:
         self.device = torch.device(device)
         self.backbone = backbone.eval().to(self.device)
         self.dtype, self.beam, self.length_penalty = dtype, beam, length_penalty
+        if max_len_ratio is None:
+            max_len_ratio = float(getattr(backbone, "default_max_len_ratio", 1.0))
         self.max_len, self.max_len_ratio, self.batch_seconds = max_len, max_len_ratio, batch_seconds
         self.model: TunedModel | None = None
         self.task_info: dict[str, _TaskInfo] = {}
@@ -242,6 +247,8 @@ class Transcriber:
         info.slu = is_slu_artifact(meta, info.tokenizer)
         try:
             if self.model is None:
+                if not self.pad_to_window_given and "pad_to_window" in meta and hasattr(self.backbone, "pad_to_window"):
+                    self.backbone.pad_to_window = bool(meta["pad_to_window"])  # encode as the task was trained
                 model = load_task(directory, self.backbone)
                 model.task_names = list(names)
                 model.config.tasks = list(names)

@@ -264,6 +264,11 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
         if is_main:  # a task artifact names its backbone: keep the random one it was trained on
             backbone.save_pretrained(exp / "backbone")
             log(f"built a random {cfg.backbone.family}/{cfg.backbone.size} backbone, saved to {exp / 'backbone'}")
+    if cfg.backbone.pad_to_window is not None:
+        if not hasattr(backbone, "pad_to_window"):
+            raise ConfigError(f"backbone.pad_to_window: a {backbone.family} backbone has no fixed input window "
+                              "(Whisper has); remove the option")
+        backbone.pad_to_window = cfg.backbone.pad_to_window
     for dataset in (train_set, dev_set) if dev_set is not None else (train_set,):
         check_target_lengths(dataset, backbone, cfg.data.max_utt_seconds)
     if cfg.data.spec_augment:

@@ -173,7 +173,7 @@ def test_every_method_trains_saves_and_reloads_on_a_released_checkpoint(checkpoi
     assert meta["config"]["task_prefix"] == tok.prefix_ids and meta["config"].get("vocab_size") is None
     with torch.no_grad():
         before = model(batch).logits
-        reloaded = load_task(tmp_path / "artifact", load_backbone(checkpoint) if method != "finetune" else backbone)
+        reloaded = load_task(tmp_path / "artifact", load_backbone(checkpoint))
         after = reloaded(batch).logits
     torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
     assert load_tokenizer(tmp_path / "artifact" / "tokenizer").prefix_ids == tok.prefix_ids

@@ -74,6 +74,8 @@ def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str |
         if settings.is_file():
             saved = json.loads(settings.read_text(encoding="utf-8"))
             meta.update(tokenizer_kind=saved["kind"], language=saved.get("language"))
+    if hasattr(model.backbone, "pad_to_window"):  # how the encoder saw the audio in training: decoding follows
+        meta["pad_to_window"] = bool(model.backbone.pad_to_window)
     meta["task_prefixes"] = {name: prefix for name, prefix in zip(model.task_names, model.task_prefixes, strict=True)}
     (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
