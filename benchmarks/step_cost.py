@@ -9,6 +9,7 @@ optimiser state and the activations saved for backward. Each figure is also give
     python benchmarks/step_cost.py                              # wav2vec2 small, batch 4 x 4 s
     python benchmarks/step_cost.py --family whisper --size small --steps 5
     python benchmarks/step_cost.py --methods prompt lora finetune --batch-size 8 --output docs/step_cost.md
+    python benchmarks/step_cost.py --backbone whisper-tiny.en --no-pad-to-window   # a released checkpoint
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from types import SimpleNamespace
 
 import torch
 
-from speechprompt.backbones import build_backbone
+from speechprompt.backbones import build_backbone, load_backbone
 from speechprompt.tuning import METHODS, build_tuned_model
 from speechprompt.tuning.registry import TRAINED_METHODS
 
@@ -40,7 +41,7 @@ def make_batch(args: argparse.Namespace, vocab_size: int, device: str) -> Simple
     for row, n in enumerate(lengths):
         waves[row, n:] = 0.0
     targets = torch.randint(4, vocab_size, (args.batch_size, args.target_len + 1), generator=generator)
-    targets[:, -1] = 2
+    targets[:, -1] = args.eos_id
     return SimpleNamespace(
         waveforms=waves.to(device),
         wave_lengths=torch.tensor(lengths, device=device),
@@ -52,8 +53,13 @@ def make_batch(args: argparse.Namespace, vocab_size: int, device: str) -> Simple
 def build(method: str, args: argparse.Namespace):
     """The same random backbone (seeded) wrapped with ``method``'s default config, and its optimiser."""
     torch.manual_seed(0)
-    backbone = build_backbone(args.family, args.size, vocab_size=args.vocab_size)
-    model = build_tuned_model(backbone, method, {}).to(args.device).train()
+    if args.backbone:
+        backbone = load_backbone(args.backbone)
+        if args.pad_to_window is not None:
+            backbone.pad_to_window = args.pad_to_window
+    else:
+        backbone = build_backbone(args.family, args.size, vocab_size=args.vocab_size)
+    model = build_tuned_model(backbone, method, dict(args.method_options)).to(args.device).train()
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     return model, optimiser
 
@@ -153,8 +159,9 @@ def measure_times(args: argparse.Namespace) -> dict[str, float]:
 def markdown(results: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
     ref = results.get("finetune")
     ratio = lambda key, value: f" ({value / ref[key]:.3g}x)" if ref and ref[key] else ""  # noqa: E731
+    name = f"{args.backbone} ({args.encoder_input})" if args.backbone else f"{args.family} {args.size}"
     lines = [
-        f"Backbone {args.family} {args.size}, batch {args.batch_size} x {args.seconds:g} s, "
+        f"Backbone {name}, batch {args.batch_size} x {args.seconds:g} s, "
         f"{args.target_len} target tokens, {args.device}{' bf16' if args.bf16 else ''}, "
         f"{args.threads} thread(s), median of {args.steps} steps; ratios to full fine-tuning.",
         "",
@@ -172,6 +179,10 @@ def markdown(results: dict[str, dict[str, float]], args: argparse.Namespace) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", help="a backbone folder or fetched name (whisper-tiny.en) instead of a random "
+                                           "--family/--size; a released checkpoint trains with its own tokenizer")
+    parser.add_argument("--pad-to-window", action=argparse.BooleanOptionalAction, default=None,
+                        help="Whisper: encode the 30 s window or the true length (default: the backbone's)")
     parser.add_argument("--family", default="wav2vec2", help="backbone family (wav2vec2, hubert, wavlm, whisper)")
     parser.add_argument("--size", default="small", help="backbone size (tiny, small, base)")
     parser.add_argument("--methods", nargs="+", default=list(TRAINED_METHODS), choices=list(METHODS))
@@ -185,6 +196,22 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (parameters stay float32)")
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     args = parser.parse_args()
+    args.eos_id, args.method_options, args.encoder_input = 2, {}, ""
+    if args.backbone:  # the checkpoint's own ids and vocabulary (no resize), as adaptation runs it
+        from speechprompt.backbones.fetch import resolve_backbone
+        from speechprompt.data.text import load_tokenizer
+        from speechprompt.data.whisper_tokenizer import is_checkpoint_tokenizer_dir
+
+        args.backbone = str(resolve_backbone(args.backbone))
+        backbone = load_backbone(args.backbone)
+        window = backbone.pad_to_window if args.pad_to_window is None else args.pad_to_window
+        args.encoder_input = "30 s window" if window else "true length"
+        args.vocab_size = backbone.vocab_size
+        if is_checkpoint_tokenizer_dir(args.backbone):
+            tokenizer = load_tokenizer(args.backbone, "en" if getattr(backbone.model.generation_config,
+                                                                      "is_multilingual", False) else None)
+            args.method_options, args.eos_id, args.vocab_size = tokenizer.method_options(), tokenizer.eos_id, tokenizer.eos_id
+        del backbone
 
     results: dict[str, dict[str, float]] = {}
     context = multiprocessing.get_context("spawn")
