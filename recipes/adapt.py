@@ -34,6 +34,10 @@ import yaml
 
 TASK_METRIC_FILE = {"asr": "wer.json", "slu": "slu.json"}
 ZERO_SHOT = "zero_shot"  # the backbone untouched: no training, needs the backbone's own tokenizer
+# zero training, as Whisper users prompt a checkpoint: <|startofprev|> + in-domain text before the task prefix
+TEXT_PROMPT = "text_prompt"
+TEXT_PROMPT_TOKENS = 40  # about the length of two or three training transcripts
+UNTRAINED = (ZERO_SHOT, TEXT_PROMPT)
 DEFAULT_TEXT_FILE = {"asr": "text", "slu": "text_slu"}  # training targets in each data dir
 
 
@@ -51,7 +55,7 @@ def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
     zero_shot trains nothing: it gets only the common ``decode:`` section, so it decodes like the others.
     """
     method_file = conf_dir / "method" / f"{method}.yaml"
-    if method != ZERO_SHOT and not method_file.is_file():
+    if method not in UNTRAINED and not method_file.is_file():
         known = sorted(p.stem for p in (conf_dir / "method").glob("*.yaml"))
         raise SystemExit(f"adapt: no config for method '{method}' ({method_file}); known: {', '.join(known)}")
     layers = [conf_dir / "adapt.yaml", method_file]
@@ -61,7 +65,7 @@ def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
     for layer in layers:
         if layer.is_file():
             merged = deep_merge(merged, yaml.safe_load(layer.read_text(encoding="utf-8")) or {})
-    return {"decode": merged.get("decode", {})} if method == ZERO_SHOT else merged
+    return {"decode": merged.get("decode", {})} if method in UNTRAINED else merged
 
 
 def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> Path:
@@ -119,8 +123,8 @@ def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_
     from speechprompt.train_cli import train_task
 
     train_dir.mkdir(parents=True, exist_ok=True)
-    if method == ZERO_SHOT:
-        return save_zero_shot(args, train_dir / "artifact")
+    if method in UNTRAINED:
+        return save_zero_shot(args, train_dir / "artifact", text_prompt=method == TEXT_PROMPT)
     conf_file = train_dir / "recipe_config.yaml"
     conf_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     overrides = [
@@ -135,6 +139,8 @@ def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_
     ]
     if args.tokenizer:
         overrides.append(f"data.tokenizer={args.tokenizer}")
+    if args.language:
+        overrides.append(f"data.language={args.language}")
     overrides += args.override
     cfg = load_config(conf_file, overrides)
     resume = (train_dir / "checkpoints").is_dir()
@@ -146,18 +152,53 @@ def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_
     return time.perf_counter() - start
 
 
-def save_zero_shot(args: argparse.Namespace, artifact: Path) -> float:
-    """The untouched backbone as a task artifact (no tensors): the reference for adaptation."""
-    from speechprompt.backbones import load_backbone
+def save_zero_shot(args: argparse.Namespace, artifact: Path, text_prompt: bool = False) -> float:
+    """The untouched backbone as a task artifact (no tensors): the reference for adaptation.
+
+    A released checkpoint uses its own tokenizer (``--language`` for multilingual ones); ``text_prompt``
+    puts the checkpoint's previous-text prompt before its task prefix: ``<|startofprev|>`` and the first
+    training transcripts, up to TEXT_PROMPT_TOKENS tokens (Whisper's zero-training way to give context).
+    """
+    from speechprompt.backbones.fetch import resolve_backbone
     from speechprompt.data.text import load_tokenizer
+    from speechprompt.data.whisper_tokenizer import is_checkpoint_tokenizer_dir
     from speechprompt.tuning import build_tuned_model
 
-    if not args.tokenizer:
+    backbone_dir = resolve_backbone(args.backbone)
+    tokenizer_dir = args.tokenizer or (backbone_dir if is_checkpoint_tokenizer_dir(backbone_dir) else None)
+    if tokenizer_dir is None:
         raise SystemExit("adapt: zero_shot needs the backbone's own tokenizer (--tokenizer <backbone>/tokenizer)")
-    tokenizer = load_tokenizer(args.tokenizer)
-    model = build_tuned_model(load_backbone(args.backbone), ZERO_SHOT, {"vocab_size": tokenizer.vocab_size})
-    model.save_artifact(artifact, tokenizer_dir=args.tokenizer)
+    tokenizer = load_tokenizer(tokenizer_dir, args.language)
+    if tokenizer.kind == "whisper":
+        options = tokenizer.method_options()
+        if text_prompt:
+            options["task_prefix"] = previous_text_prefix(tokenizer, Path(args.train)) + tokenizer.prefix_ids
+    elif text_prompt:
+        raise SystemExit("adapt: text_prompt needs a released checkpoint's tokenizer (it has <|startofprev|>)")
+    else:
+        options = {"vocab_size": tokenizer.vocab_size}
+    from speechprompt.backbones import load_backbone
+
+    model = build_tuned_model(load_backbone(backbone_dir), ZERO_SHOT, options)
+    if tokenizer.kind == "whisper":  # the artifact records the tokenizer with its language
+        tokenizer_dir = tokenizer.save(artifact.parent / "tokenizer")
+    model.save_artifact(artifact, tokenizer_dir=tokenizer_dir)
     return 0.0
+
+
+def previous_text_prefix(tokenizer, train_dir: Path) -> list[int]:
+    """``<|startofprev|>`` + the first training transcripts (in file order) up to TEXT_PROMPT_TOKENS tokens."""
+    from speechprompt.data.kaldi_dir import DataDir
+    from speechprompt.data.text import normalize_text
+
+    data = DataDir.read(train_dir)
+    ids: list[int] = []
+    for utt in data.utt_ids:
+        more = tokenizer.encode(normalize_text(data.text.get(utt, "")))
+        if ids and len(ids) + len(more) > TEXT_PROMPT_TOKENS:
+            break
+        ids += more[:TEXT_PROMPT_TOKENS]
+    return [tokenizer.hf.token_to_id("<|startofprev|>"), *ids]
 
 
 def decode(args: argparse.Namespace, artifact: Path, decode_dir: Path, settings: dict) -> None:
@@ -167,7 +208,11 @@ def decode(args: argparse.Namespace, artifact: Path, decode_dir: Path, settings:
     argv = ["decode", "--backbone", str(args.backbone), "--task", str(artifact), "--data", str(args.test),
             "--out", str(decode_dir)]
     for key, value in settings.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
+        flag = key.replace("_", "-")
+        if isinstance(value, bool):  # on/off options: --pad-to-window / --no-pad-to-window
+            argv.append(f"--{flag}" if value else f"--no-{flag}")
+        else:
+            argv += [f"--{flag}", str(value)]
     status = speechprompt(argv)
     if status != 0:
         raise SystemExit(f"adapt: decoding with {artifact} failed (exit {status})")
@@ -185,9 +230,11 @@ def score(args: argparse.Namespace, decode_dir: Path, score_dir: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backbone", required=True, help="pretrained backbone folder")
+    p.add_argument("--backbone", required=True, help="pretrained backbone folder or fetched name (whisper-tiny.en)")
     p.add_argument("--backbone-name", required=True, help="name of the backbone in the results table")
-    p.add_argument("--tokenizer", help="tokenizer folder (default: a character tokenizer of the training text)")
+    p.add_argument("--tokenizer", help="tokenizer folder (default: a released checkpoint's own, else a character "
+                                       "tokenizer of the training text)")
+    p.add_argument("--language", help="language token of a released multilingual checkpoint (e.g. cs)")
     p.add_argument("--size", required=True, help="label of the adaptation data size, e.g. 10min or 1h")
     p.add_argument("--train", required=True, help="adaptation Kaldi data dir")
     p.add_argument("--dev", required=True, help="dev Kaldi data dir")

@@ -5,8 +5,8 @@ Wav2Seq backbone of egs/synth/asr) call this first, so a missing backbone is one
 saying which command builds it, instead of a traceback in the middle of stage 3.
 
 Examples:
-    python -m recipes.check_backbone ../../synth/asr/exp/wav2seq \\
-        --made-by "cd egs/synth/asr && ./run.sh --stop-stage 2"
+    python -m recipes.check_backbone ../../synth/asr/exp/scratch/wav2seq \\
+        --made-by "cd egs/synth/asr && ./run_scratch.sh --stop-stage 2"
     python -m recipes.check_backbone /models/my_backbone
 """
 

@@ -9,7 +9,7 @@
 # Dev set: the corpus has none. Stage 1 carves one from the test set (whole transcript groups,
 # seeded, recipes/dev_split.py: 120 s, 20 s with --quick) and the rest is the test set, so the
 # full 10 minutes stay for adaptation and no dev sentence is scored.
-# Backbone: ../../synth/asr/exp/wav2seq (exp_quick with --quick), built by that recipe's stages 0-2;
+# Backbone: ../../synth/asr/exp/scratch/wav2seq (exp_quick/scratch with --quick), built by run_scratch.sh stages 0-2;
 # --backbone DIR picks another.
 #
 #   ./run.sh                       # English (results in RESULTS.md)
@@ -31,9 +31,9 @@ exp=$exp/$lang
 mkdir -p "$exp/logs" "$exp/.done"
 [ "$results" = RESULTS.md ] && [ "$lang" != en ] && results=RESULTS.$lang.md
 if $quick; then
-  corpora=corpora_quick; seeds=${seeds:-1}; dev_seconds=20; synth_exp=exp_quick
+  corpora=corpora_quick; seeds=${seeds:-1}; dev_seconds=20; synth_exp=exp_quick/scratch
 else
-  corpora=corpora; seeds=${seeds:-1}; dev_seconds=120; synth_exp=exp
+  corpora=corpora; seeds=${seeds:-1}; dev_seconds=120; synth_exp=exp/scratch
 fi
 backbone=${backbone:-../../synth/asr/$synth_exp/wav2seq}
 data=$corpora/asterisk_$lang/data
@@ -46,7 +46,7 @@ run_stage 1 "carve a dev set from the test set (${dev_seconds} s)" \
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   python -m recipes.check_backbone "$backbone" \
-    --made-by "cd egs/synth/asr && ./run.sh${quick_flag:+ $quick_flag} --stop-stage 2" || exit 1
+    --made-by "cd egs/synth/asr && ./run_scratch.sh${quick_flag:+ $quick_flag} --stop-stage 2" || exit 1
 fi
 
 run_stage 2 "adapt the backbone with every method" \

@@ -6,7 +6,7 @@
 # score WER/CER on its test set (levels and minor speakers unseen in adaptation). Targets are Czech
 # characters (a character tokenizer of the adaptation text); the backbone's decoder vocabulary is
 # re-initialised and trained by every method.
-# Backbone: ../../synth/asr/exp/wav2seq (exp_quick with --quick), built by that recipe's stages 0-2;
+# Backbone: ../../synth/asr/exp/scratch/wav2seq (exp_quick/scratch with --quick), built by run_scratch.sh stages 0-2;
 # --backbone DIR picks another.
 #
 #   ./run.sh                           # 10 min and 1 h (results in RESULTS.md)
@@ -23,9 +23,9 @@ extra_opts=(backbone sizes)
 . ../../../recipes/stage_lib.sh "$@"
 
 if $quick; then
-  corpora=corpora_quick; sizes=${sizes:-10min}; seeds=${seeds:-1}; synth_exp=exp_quick
+  corpora=corpora_quick; sizes=${sizes:-10min}; seeds=${seeds:-1}; synth_exp=exp_quick/scratch
 else
-  corpora=corpora; sizes=${sizes:-10min 1h}; seeds=${seeds:-1}; synth_exp=exp
+  corpora=corpora; sizes=${sizes:-10min 1h}; seeds=${seeds:-1}; synth_exp=exp/scratch
 fi
 backbone=${backbone:-../../synth/asr/$synth_exp/wav2seq}
 data=$corpora/fillets_cs/data
@@ -40,7 +40,7 @@ run_stage 0 "build the Fish Fillets Czech corpus (adapt_10min, adapt_1h, dev, te
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   python -m recipes.check_backbone "$backbone" \
-    --made-by "cd egs/synth/asr && ./run.sh${quick_flag:+ $quick_flag} --stop-stage 2" || exit 1
+    --made-by "cd egs/synth/asr && ./run_scratch.sh${quick_flag:+ $quick_flag} --stop-stage 2" || exit 1
 fi
 
 adapt_all() {

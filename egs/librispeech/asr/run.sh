@@ -8,7 +8,7 @@
 # test_clean is scored (RESULTS.md); stage 2 decodes and scores every adapted run on test_other too
 # (RESULTS.test_other.md; --extra-tests "" skips it). Malformed transcript lines stop stage 0 with
 # file:line; unpaired audio and transcripts are counted in corpora/librispeech/report.json.
-# Backbone: ../../synth/asr/exp/wav2seq (exp_quick with --quick), built by that recipe's stages 0-2;
+# Backbone: ../../synth/asr/exp/scratch/wav2seq (exp_quick/scratch with --quick), built by run_scratch.sh stages 0-2;
 # --backbone DIR picks another (a larger pretrained one is what this benchmark is for).
 #
 #   ./run.sh --librispeech /data --librilight /data
@@ -29,9 +29,9 @@ extra_opts=(librispeech librilight backbone sizes extra_tests)
 from_caller() { case $1 in ""|/*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
 librispeech=$(from_caller "$librispeech"); librilight=$(from_caller "$librilight"); backbone=$(from_caller "$backbone")
 if $quick; then
-  corpora=corpora_quick; sizes=${sizes:-10min}; seeds=${seeds:-1}; synth_exp=exp_quick
+  corpora=corpora_quick; sizes=${sizes:-10min}; seeds=${seeds:-1}; synth_exp=exp_quick/scratch
 else
-  corpora=corpora; sizes=${sizes:-10min 1h 10h}; seeds=${seeds:-1}; synth_exp=exp
+  corpora=corpora; sizes=${sizes:-10min 1h 10h}; seeds=${seeds:-1}; synth_exp=exp/scratch
 fi
 backbone=${backbone:-../../synth/asr/$synth_exp/wav2seq}
 data=$corpora/librispeech/data
@@ -56,7 +56,7 @@ run_stage 0 "LibriSpeech / Libri-light data dirs (${train_sets}dev_clean,test_cl
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   python -m recipes.check_backbone "$backbone" \
-    --made-by "cd egs/synth/asr && ./run.sh${quick_flag:+ $quick_flag} --stop-stage 2" || exit 1
+    --made-by "cd egs/synth/asr && ./run_scratch.sh${quick_flag:+ $quick_flag} --stop-stage 2" || exit 1
 fi
 
 adapt_all() {

@@ -19,7 +19,7 @@
 #                          egs/synth/asr's (<asr-exp>/wav2seq), else pretrain here; asr: egs/synth/asr's;
 #                          here: self-supervised Wav2Seq pretraining on SLURP's train audio (stages 2-3,
 #                          no transcripts used); or a folder holding a pretrained backbone
-#   --asr-exp DIR          egs/synth/asr experiment folder (default ../../synth/asr/exp, exp_quick with --quick)
+#   --asr-exp DIR          egs/synth/asr experiment folder (default ../../synth/asr/exp/scratch, exp_quick/scratch with --quick)
 set -euo pipefail
 cd "$(dirname "$0")"
 methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
@@ -34,10 +34,10 @@ asr_exp=""
 
 if $quick; then
   corpora=${corpora:-corpora_quick}; seeds=${seeds:-1}; pretrain_conf=../../synth/asr/conf/pretrain_quick.yaml
-  clusters=20; bpe_vocab=60; asr_exp=${asr_exp:-../../synth/asr/exp_quick}
+  clusters=20; bpe_vocab=60; asr_exp=${asr_exp:-../../synth/asr/exp_quick/scratch}
 else
   corpora=${corpora:-corpora}; seeds=${seeds:-1}; pretrain_conf=../../synth/asr/conf/pretrain.yaml
-  clusters=100; bpe_vocab=500; asr_exp=${asr_exp:-../../synth/asr/exp}
+  clusters=100; bpe_vocab=500; asr_exp=${asr_exp:-../../synth/asr/exp/scratch}
 fi
 data=$corpora/slurp/data
 
@@ -53,7 +53,7 @@ case $backbone in
      backbone_dir=$backbone; backbone=folder ;;
 esac
 if [ "$backbone" = asr ] && [ ! -f "$backbone_dir/pretrain.json" ]; then
-  echo "$0: --backbone asr: no pretrained backbone in $backbone_dir; run egs/synth/asr/run.sh first, or use --backbone here" >&2
+  echo "$0: --backbone asr: no pretrained backbone in $backbone_dir; run egs/synth/asr/run_scratch.sh first, or use --backbone here" >&2
   exit 2
 fi
 echo "backbone: $backbone_dir ($backbone)"

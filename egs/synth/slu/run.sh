@@ -27,10 +27,10 @@ asr_exp=""
 
 if $quick; then
   corpora=corpora_quick; seeds=${seeds:-1}; pretrain_conf=../asr/conf/pretrain_quick.yaml
-  clusters=20; bpe_vocab=60; asr_exp=${asr_exp:-../asr/exp_quick}
+  clusters=20; bpe_vocab=60; asr_exp=${asr_exp:-../asr/exp_quick/scratch}
 else
   corpora=corpora; seeds=${seeds:-1}; pretrain_conf=../asr/conf/pretrain.yaml
-  clusters=100; bpe_vocab=500; asr_exp=${asr_exp:-../asr/exp}
+  clusters=100; bpe_vocab=500; asr_exp=${asr_exp:-../asr/exp/scratch}
 fi
 sizes="200utt 1000utt"
 data=$corpora/synth_slu/data
@@ -42,7 +42,7 @@ case $backbone in
   asr)
     backbone_dir=$asr_exp/wav2seq
     [ -f "$backbone_dir/pretrain.json" ] || {
-      echo "$0: --backbone asr: no pretrained backbone in $backbone_dir; run egs/synth/asr/run.sh$($quick && echo ' --quick') first, or use --backbone here" >&2
+      echo "$0: --backbone asr: no pretrained backbone in $backbone_dir; run egs/synth/asr/run_scratch.sh$($quick && echo ' --quick') first, or use --backbone here" >&2
       exit 2; }
     ;;
   auto)
