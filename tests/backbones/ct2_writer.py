@@ -161,12 +161,16 @@ def write_tokenizer(folder: Path, vocabulary: list[str], with_timestamps: bool =
 
 def write_ct2_folder(model: WhisperForConditionalGeneration, folder: Path, quantization: str = "float32",
                      vocabulary: list[str] | None = None, vocabulary_format: str = "txt") -> Path:
-    """`folder`/{model.bin, config.json, tokenizer.json, vocabulary.txt|json} for `model`."""
+    """`folder`/{model.bin, config.json, tokenizer.json, vocabulary.txt|json} for `model` (an untied
+    output projection is written as a variable of its own, a tied one as an alias)."""
     folder.mkdir(parents=True, exist_ok=True)
     vocabulary = vocabulary or whisper_vocabulary(model.config.vocab_size)
     assert len(vocabulary) == model.config.vocab_size
-    write_model_bin(folder / "model.bin", convert(ct2_variables(model), quantization),
-                    {"decoder/projection/weight": "decoder/embeddings/weight"})
+    variables, aliases = ct2_variables(model), {"decoder/projection/weight": "decoder/embeddings/weight"}
+    if not torch.equal(model.proj_out.weight, model.model.decoder.embed_tokens.weight):
+        variables["decoder/projection/weight"] = model.proj_out.weight.detach().float().clone()
+        aliases = {}
+    write_model_bin(folder / "model.bin", convert(variables, quantization), aliases)
     languages = [i for i, token in enumerate(vocabulary)
                  if token.startswith("<|") and len(token) <= 7 and token[2:-2].isalpha()]
     config = {"alignment_heads": [[1, 0]], "lang_ids": languages,

@@ -59,6 +59,18 @@ def test_float32_import_gives_identical_logits(source, imported):
     assert torch.equal(_logits(model), _logits(source))
 
 
+def test_an_untied_output_projection_stays_untied(tmp_path):
+    torch.manual_seed(0)
+    source = build_backbone("whisper", "tiny", vocab_size=VOCAB, tie_word_embeddings=False).model.eval()
+    with torch.no_grad():
+        source.proj_out.weight.normal_()
+    import_ct2(write_ct2_folder(source, tmp_path / "ct2"), tmp_path / "out")
+    model = WhisperForConditionalGeneration.from_pretrained(tmp_path / "out").eval()
+    assert not model.config.tie_word_embeddings
+    assert torch.equal(model.proj_out.weight, source.proj_out.weight)
+    assert torch.equal(_logits(model), _logits(source))
+
+
 def test_float16_import_equals_the_rounded_original(source, tmp_path):
     folder = write_ct2_folder(source, tmp_path / "ct2", quantization="float16")
     import_ct2(folder, tmp_path / "out")

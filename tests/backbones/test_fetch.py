@@ -178,6 +178,7 @@ def test_resolve_hub_ids_download_or_fail_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("SPEECHPROMPT_BACKBONES", str(tmp_path / "cache"))
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kw: str(tmp_path / repo_id))
     assert resolve_backbone("someone/whisper-small") == tmp_path / "someone" / "whisper-small"
+    assert resolve_backbone("openai/whisper-tiny.en") == tmp_path / "openai" / "whisper-tiny.en"  # not fetched
     # a released checkpoint that is not fetched falls back to the hub as well
 
     def offline(repo_id, **kw):
