@@ -12,8 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
+from released_checkpoint_check import check_method_round_trip
 
 from speechprompt.backbones.fetch import cache_root
+from speechprompt.tuning.registry import TRAINED_METHODS
 
 CORPORA = Path(os.environ.get("SPEECHPROMPT_CORPORA", Path(__file__).resolve().parents[1] / "corpora"))
 TEST_SET = CORPORA / "asterisk_en" / "data" / "test"
@@ -43,3 +45,18 @@ def test_whisper_tiny_en_transcribes_real_english_below_5_percent_wer():
     refs = {u: data.text[u] for u in utts}
     wer = score_transcripts(refs, hyps, get_normalizer("whisper_english")).word.rate
     assert wer < 5.0, f"WER {wer:.1f} %: " + "; ".join(f"{refs[u]!r} -> {hyps[u]!r}" for u in utts[:5])
+
+
+@pytest.mark.parametrize("method", TRAINED_METHODS)
+def test_every_method_round_trips_on_the_real_tiny_en(method, tmp_path):
+    require(BACKBONE, "speechprompt backbone fetch whisper-tiny.en")
+    check_method_round_trip(BACKBONE, method, tmp_path)
+
+
+@pytest.mark.parametrize("method", TRAINED_METHODS)
+def test_every_method_round_trips_on_the_real_base(method, tmp_path):
+    """whisper-base is not fetched by the installer: checked where a developer fetched it."""
+    folder = cache_root() / "whisper-base"
+    if not folder.is_dir():
+        pytest.skip("speechprompt backbone fetch whisper-base")
+    check_method_round_trip(folder, method, tmp_path, language="cs")

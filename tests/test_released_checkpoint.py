@@ -3,20 +3,20 @@ its own tokenizer and task prefix, loss on the text only, suppression, the 30 s 
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
 import pytest
 import torch
 from backbones.ct2_writer import whisper_vocabulary, write_ct2_folder
+from released_checkpoint_check import check_method_round_trip
 
 from speechprompt.backbones import build_backbone, load_backbone
 from speechprompt.backbones.ct2_import import import_ct2
 from speechprompt.data.text import load_tokenizer
 from speechprompt.data.whisper_tokenizer import TokenizerError
 from speechprompt.decode import greedy_search, loop_start
-from speechprompt.tuning import build_tuned_model, load_task
+from speechprompt.tuning import build_tuned_model
 from speechprompt.tuning.registry import TRAINED_METHODS
 
 VOCAB = 400
@@ -145,35 +145,4 @@ def test_loop_guard_keeps_one_copy():
 
 @pytest.mark.parametrize("method", TRAINED_METHODS)
 def test_every_method_trains_saves_and_reloads_on_a_released_checkpoint(checkpoint, tmp_path, method):
-    """One training step with the checkpoint's tokenizer; the frozen backbone stays bit-identical (except what
-    finetune trains), the artifact records tokenizer, language and prefix and reloads to the same outputs."""
-    tok = load_tokenizer(checkpoint)
-    backbone = load_backbone(checkpoint)
-    pristine = copy.deepcopy(backbone.model.state_dict())
-    options = {**tok.method_options(), "seed": 1}
-    model = build_tuned_model(backbone, method, options)
-    batch_waves, lengths = padded(waves(seconds=(0.8, 1.2)))
-    targets = [tok.encode(t) + [tok.eos_id] for t in ("ab", "ba ab")]
-    target = torch.full((2, max(map(len, targets))), tok.pad_id)
-    for row, ids in enumerate(targets):
-        target[row, : len(ids)] = torch.tensor(ids)
-    batch = type("B", (), dict(waveforms=batch_waves, wave_lengths=lengths, targets=target,
-                               task_ids=torch.zeros(2, dtype=torch.long)))
-    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    model.train()
-    model(batch).loss.backward()
-    optimiser.step()
-    model.eval()
-    if method != "finetune":
-        assert all(torch.equal(pristine[k], v) for k, v in backbone.model.state_dict().items())
-    tok.save(tmp_path / "tok")
-    model.save_artifact(tmp_path / "artifact", tmp_path / "tok")
-    meta = json.loads((tmp_path / "artifact" / "task.json").read_text())
-    assert meta["tokenizer_kind"] == "whisper" and meta["language"] is None
-    assert meta["config"]["task_prefix"] == tok.prefix_ids and meta["config"].get("vocab_size") is None
-    with torch.no_grad():
-        before = model(batch).logits
-        reloaded = load_task(tmp_path / "artifact", load_backbone(checkpoint))
-        after = reloaded(batch).logits
-    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
-    assert load_tokenizer(tmp_path / "artifact" / "tokenizer").prefix_ids == tok.prefix_ids
+    check_method_round_trip(checkpoint, method, tmp_path)
