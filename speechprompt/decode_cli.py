@@ -78,6 +78,14 @@ def items_of(data, slu_tasks: set[str]):
     return items, refs
 
 
+def check_out_is_not_data(out: Path, data: Path) -> None:
+    """``--out`` may be neither the data dir, nor inside it, nor another data dir (its text would be lost)."""
+    from speechprompt.data.output_guard import refuse_data_dir_as_output, refuse_input_as_output
+
+    refuse_input_as_output(out, [data], option="--out")
+    refuse_data_dir_as_output(out)
+
+
 def write_trn(path: Path, texts: dict[str, str]) -> None:
     path.write_text("".join(f"{text} ({utt})\n" if text else f"({utt})\n" for utt, text in sorted(texts.items())),
                     encoding="utf-8")
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from speechprompt.tuning import ArtifactError
 
     try:
+        check_out_is_not_data(args.out, args.data)
         data = DataDir.read(args.data, allow_pipes=args.allow_pipes)
         transcriber = Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
                                   length_penalty=args.length_penalty, max_len=args.max_len,

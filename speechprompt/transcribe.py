@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
 
     from speechprompt.backbones import BackboneError
     from speechprompt.data.kaldi_dir import DataDirError
+    from speechprompt.data.output_guard import refuse_input_file_as_output
     from speechprompt.inference import Failure, Transcriber, load_backbone
     from speechprompt.tuning import ArtifactError
 
@@ -175,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--task {args.task!r} is not one of the loaded prompts {sorted(prompts)}")
         sources = collect_inputs(args.inputs)
         tasks = read_task_list(args.task_list, sources) if args.task_list else {}
+        refuse_input_file_as_output(args.output, [*args.inputs, *(s for _, s in sources if not s.endswith("|")),
+                                                  *([args.task_list] if args.task_list else [])])
         transcriber = Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
                                   length_penalty=args.length_penalty, max_len=args.max_len,
                                   max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds,

@@ -16,6 +16,9 @@ examples:
   speechprompt data combine data/all data/espeak data/flite --prefix
   speechprompt data info data/train
 
+OUT of subset and combine is never one of the input dirs, and must be new or empty unless
+--overwrite is given (then its data dir files are replaced).
+
 Piped wav.scp entries (`sox ... - |`) run commands from the data dir, so they are refused
 unless --allow-pipes is given.
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from speechprompt.data.audio import AudioError
 from speechprompt.data.kaldi_dir import DataDir, DataDirError
+from speechprompt.data.output_guard import OutputPathError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,10 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, required=True, help="audio budget of the subset, in seconds")
     p.add_argument("--by-speaker", action="store_true", help="give every speaker about the same amount of audio")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace the data dir files of a non-empty OUT")
     p = command("combine", "merge data dirs into OUT")
     p.add_argument("out", type=Path)
     p.add_argument("dirs", type=Path, nargs="+")
     p.add_argument("--prefix", action="store_true", help="prefix every id with '<dir name>-' (avoids clashes)")
+    p.add_argument("--overwrite", action="store_true", help="replace the data dir files of a non-empty OUT")
     p = command("info", "describe a data dir")
     p.add_argument("dir", type=Path)
 
@@ -84,9 +90,19 @@ def _fix(args) -> int:
     return 1 if left or report.kept == 0 else 0
 
 
+def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
+    """OUT must not be an input; a non-empty OUT is replaced only with --overwrite."""
+    from speechprompt.data.output_guard import refuse_input_as_output, refuse_non_empty
+
+    refuse_input_as_output(out, inputs, allow_inside=True)
+    if not overwrite:
+        refuse_non_empty(out)
+
+
 def _subset(args) -> int:
     from speechprompt.data.ops import subset
 
+    _check_out(args.out, [args.dir], args.overwrite)
     data = DataDir.read(args.dir, allow_pipes=args.allow_pipes)
     part = subset(data, args.seconds, by_speaker=args.by_speaker, seed=args.seed)
     part.write(args.out)
@@ -102,6 +118,7 @@ def _subset(args) -> int:
 def _combine(args) -> int:
     from speechprompt.data.ops import combine
 
+    _check_out(args.out, args.dirs, args.overwrite)
     dirs = [DataDir.read(d, allow_pipes=args.allow_pipes) for d in args.dirs]
     merged = combine(dirs, names=[d.resolve().name for d in args.dirs], prefix=args.prefix)
     merged.write(args.out)
@@ -120,7 +137,7 @@ def run(args) -> int:
     actions = {"validate": _validate, "fix": _fix, "subset": _subset, "combine": _combine, "info": _info}
     try:
         return actions[args.action](args)
-    except (DataDirError, AudioError, FileNotFoundError) as err:
+    except (DataDirError, AudioError, FileNotFoundError, OutputPathError) as err:
         print(f"speechprompt data {args.action}: {err}", file=sys.stderr)
         if isinstance(err, DataDirError) and err.problems:
             print(f"run 'speechprompt data validate {getattr(args, 'dir', '')}' for details, "
