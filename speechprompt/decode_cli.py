@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     slu_tasks = {t for t, info in transcriber.task_info.items() if info.slu}
     items, refs = items_of(data, slu_tasks)
+    silent = watch_silence(items)
     hyps: dict[str, str] = {}
     failures: list[Failure] = []
     audio_seconds = 0.0
@@ -134,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         hyps[item.key] = outcome.text
         audio_seconds += outcome.seconds
     wall = time.perf_counter() - start
-    write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, len(items))
+    notes = report_doubtful_inputs(silent, refs, args.data)
+    write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, len(items), notes)
     rtf = wall / audio_seconds if audio_seconds else float("nan")
     print(f"decoded {len(hyps)} of {len(items)} utterances ({audio_seconds:.1f} s of audio) in {wall:.1f} s: "
           f"RTF {rtf:.4f}; results in {args.out}")
@@ -145,7 +147,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, total) -> None:
+def watch_silence(items):
+    """Note every all-silent utterance as it is loaded (it is still decoded)."""
+    from speechprompt.data.silence import SilentAudio
+
+    silent = SilentAudio()
+    for item in items:
+        item.load = silent.watch(item.key, item.load)
+    return silent
+
+
+def report_doubtful_inputs(silent, refs: dict[str, str], data: Path) -> dict[str, list[str]]:
+    """Print the count and ids of all-silent audio and of references that normalise to nothing."""
+    notes = {"silent_audio": sorted(silent.ids), "empty_references": sorted(u for u, r in refs.items() if not r)}
+    message = silent.report()
+    if message:
+        print(f"speechprompt decode: {message}", file=sys.stderr)
+    empty = notes["empty_references"]
+    if empty:
+        print(f"speechprompt decode: {len(empty)} reference(s) in {data}/text normalise to nothing (scored as "
+              f"empty): {' '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}", file=sys.stderr)
+    return notes
+
+
+def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, total, notes=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_trn(args.out / "hyp.trn", hyps)
     # references of the decoded utterances only, so that scoring compares like with like
@@ -157,6 +182,7 @@ def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, 
         "decoded": len(hyps),
         "failed": [{"utt_id": f.key, "reason": f.reason} for f in failures],
         "without_reference": sorted(set(hyps) - set(refs)),
+        **(notes or {}),
         "audio_seconds": round(audio_seconds, 3),
         "wall_seconds": round(wall, 3),
         "real_time_factor": round(wall / audio_seconds, 5) if audio_seconds else None,

@@ -188,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"speechprompt transcribe: {err}", file=sys.stderr)
         return 2
     items = make_items(sources, tasks, args.task, args.allow_pipes)
+    from speechprompt.decode_cli import watch_silence
+
+    silent = watch_silence(items)
     results, failures = {}, []
     short = len(items) < PROGRESS_MIN_ITEMS
     with tqdm(total=len(items), unit="file", disable=True if short else None, file=sys.stderr) as bar:
@@ -204,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.writelines(lines)
         sys.stdout.flush()
+    if silent.report("input(s)"):
+        print(f"speechprompt transcribe: {silent.report('input(s)')}", file=sys.stderr)
     if failures:
         print(f"speechprompt transcribe: {len(failures)} of {len(items)} input(s) skipped, "
               f"{len(results)} transcribed", file=sys.stderr)

@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = command("validate", "report every problem of a data dir, one per line")
     p.add_argument("dir", type=Path)
     p.add_argument("--no-audio", action="store_true", help="check the files' structure only, do not decode audio")
+    p.add_argument("--min-seconds", type=float, default=0.025,
+                   help="flag shorter audio: the backbone's front-end cannot use it (default 0.025 = 25 ms)")
     p = command("fix", "keep the consistent part of a data dir (with a backup) and report what was dropped")
     p.add_argument("dir", type=Path)
     p.add_argument("--no-audio", action="store_true", help="do not decode audio (keeps unreadable audio)")
@@ -68,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _validate(args) -> int:
     from speechprompt.data.validate import validate
 
-    _, problems = validate(args.dir, allow_pipes=args.allow_pipes, check_audio=not args.no_audio)
+    _, problems = validate(args.dir, allow_pipes=args.allow_pipes, check_audio=not args.no_audio,
+                           min_seconds=args.min_seconds)
     for problem in problems:
         print(problem)
     if problems:
