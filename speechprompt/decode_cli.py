@@ -78,12 +78,37 @@ def items_of(data, slu_tasks: set[str]):
     return items, refs
 
 
+def check_decoding_options(args: argparse.Namespace) -> None:
+    """One-line errors for decoding options no search can use (shared with transcribe)."""
+    import math
+
+    from speechprompt.config import ConfigError, check_device
+
+    if args.beam < 1:
+        raise ConfigError(f"--beam {args.beam}: must be 1 (greedy) or more")
+    if args.max_len < 1:
+        raise ConfigError(f"--max-len {args.max_len}: must be at least 1 token")
+    for option, value, low in (("--max-len-ratio", args.max_len_ratio, 0.0), ("--batch-seconds", args.batch_seconds, 0.0)):
+        if not math.isfinite(value) or value <= low:
+            raise ConfigError(f"{option} {value}: must be a finite number above {low:g}")
+    if not math.isfinite(args.length_penalty):
+        raise ConfigError(f"--length-penalty {args.length_penalty}: must be a finite number (e.g. 1.0)")
+    if not (0.0 <= args.ctc_weight <= 1.0):  # also refuses nan
+        raise ConfigError(f"--ctc-weight {args.ctc_weight}: must be in [0, 1]")
+    check_device(args.device)
+
+
 def check_out_is_not_data(out: Path, data: Path) -> None:
     """``--out`` may be neither the data dir, nor inside it, nor another data dir (its text would be lost)."""
-    from speechprompt.data.output_guard import refuse_data_dir_as_output, refuse_input_as_output
+    from speechprompt.data.output_guard import (
+        check_writable_dir,
+        refuse_data_dir_as_output,
+        refuse_input_as_output,
+    )
 
     refuse_input_as_output(out, [data], option="--out")
     refuse_data_dir_as_output(out)
+    check_writable_dir(out)
 
 
 def write_trn(path: Path, texts: dict[str, str]) -> None:
@@ -98,8 +123,11 @@ def run(args: argparse.Namespace) -> int:
     from speechprompt.tuning import ArtifactError
 
     try:
+        check_decoding_options(args)
         check_out_is_not_data(args.out, args.data)
         data = DataDir.read(args.data, allow_pipes=args.allow_pipes)
+        if not len(data):
+            raise DataDirError(f"{args.data}: no utterances (utt2spk is empty) — nothing to decode")
         transcriber = Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
                                   length_penalty=args.length_penalty, max_len=args.max_len,
                                   max_len_ratio=args.max_len_ratio, batch_seconds=args.batch_seconds,

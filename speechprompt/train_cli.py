@@ -163,10 +163,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"speechprompt train: {err}", file=sys.stderr)
         return 2
     argv = sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *_argv(args)]
+    fresh = not args.resume and not Path(cfg.experiment.dir).exists()
     try:
         return train_task(cfg, argv, args.resume)
     except user_errors() as err:
         print(f"speechprompt train: {err}", file=sys.stderr)
+        if fresh and int(os.environ.get("RANK", "0")) == 0:
+            import shutil
+
+            shutil.rmtree(cfg.experiment.dir, ignore_errors=True)  # a failed fresh run leaves nothing behind
         return 2
 
 
@@ -174,10 +179,14 @@ def user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by the config, data or files a user gave: reported in one line, no traceback."""
     from speechprompt.backbones import BackboneError
     from speechprompt.checkpoint import CheckpointError
+    from speechprompt.data.audio import AudioError
     from speechprompt.data.kaldi_dir import DataDirError
+    from speechprompt.data.output_guard import OutputPathError
+    from speechprompt.tuning.artifact_check import ArtifactError
     from speechprompt.tuning.config import ConfigError as MethodConfigError
 
-    return ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, FileNotFoundError
+    return (ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, FileNotFoundError,
+            AudioError, ArtifactError, OutputPathError)
 
 
 def check_target_lengths(dataset, backbone, max_seconds: float | None = None) -> None:
@@ -208,13 +217,17 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
     import torch
 
     from speechprompt.backbones import build_backbone, load_backbone
+    from speechprompt.config import check_device
     from speechprompt.data.dataset import SpeechDataset
+    from speechprompt.data.output_guard import check_writable_dir
     from speechprompt.data.targets import check_lossless, read_with_targets
     from speechprompt.data.text import load_tokenizer, train_tokenizer
     from speechprompt.score.slu_format import RESERVED, SLU_MARKUP
     from speechprompt.tuning import build_tuned_model, make_config
 
     make_config(cfg.method.name, cfg.method.options)  # a wrong method option fails before anything is written
+    check_device(cfg.experiment.device, "experiment.device")
+    check_writable_dir(Path(cfg.experiment.dir), "experiment.dir")
     is_main = int(os.environ.get("RANK", "0")) == 0
     log = print if is_main else (lambda *a, **k: None)
     exp = prepare_experiment(cfg, argv, is_main)
@@ -252,6 +265,8 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
             log(f"built a random {cfg.backbone.family}/{cfg.backbone.size} backbone, saved to {exp / 'backbone'}")
     for dataset in (train_set, dev_set) if dev_set is not None else (train_set,):
         check_target_lengths(dataset, backbone, cfg.data.max_utt_seconds)
+    if dev_set is not None:
+        dev_set.check_audio()  # before step 1, not at the first evaluation
     if cfg.data.spec_augment:
         attach_spec_augment(backbone)
     options = dict(cfg.method.options)

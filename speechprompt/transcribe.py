@@ -171,6 +171,12 @@ def run(args: argparse.Namespace) -> int:
     from speechprompt.tuning import ArtifactError
 
     try:
+        from speechprompt.data.output_guard import check_writable_file
+        from speechprompt.decode_cli import check_decoding_options
+
+        check_decoding_options(args)
+        if args.output is not None:
+            check_writable_file(args.output)
         prompts = parse_prompts(args.prompt)
         if args.task is not None and args.task not in prompts:
             raise InputError(f"--task {args.task!r} is not one of the loaded prompts {sorted(prompts)}")

@@ -105,6 +105,8 @@ def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
 def _subset(args) -> int:
     from speechprompt.data.ops import subset
 
+    if not (args.seconds > 0 and args.seconds != float("inf")):  # also refuses nan
+        raise DataDirError(f"--seconds {args.seconds}: the audio budget must be a positive number of seconds")
     _check_out(args.out, [args.dir], args.overwrite)
     data = DataDir.read(args.dir, allow_pipes=args.allow_pipes)
     part = subset(data, args.seconds, by_speaker=args.by_speaker, seed=args.seed)

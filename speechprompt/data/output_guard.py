@@ -61,3 +61,34 @@ def refuse_input_file_as_output(out: Path | None, inputs: Iterable[Path | str], 
         if source.is_file() and source.resolve() == target:
             raise OutputPathError(f"{option} {out} is one of the inputs ({source}): writing there would "
                                   "overwrite it — choose another output file")
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable_dir(out: Path, option: str = "--out") -> None:
+    """``out`` is (or can be created as) a folder this process may write into; creates nothing."""
+    import os
+
+    existing = _nearest_existing(out)
+    if existing == out.absolute() and not out.is_dir():
+        raise OutputPathError(f"{option} {out} is a file, not a folder — choose another output folder")
+    if not existing.is_dir():
+        raise OutputPathError(f"{option} {out}: {existing} is a file, not a folder — choose another output folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {out}: {existing} is not writable — choose a folder you may write to")
+
+
+def check_writable_file(out: Path, option: str = "--output") -> None:
+    """``out`` can be written as a file (its folder exists or can be created, and is writable)."""
+    import os
+
+    if out.is_dir():
+        raise OutputPathError(f"{option} {out} is a folder — name a file")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise OutputPathError(f"{option} {out} is not writable — choose another output file")
+    check_writable_dir(out.parent, option=f"{option} {out}: folder")
