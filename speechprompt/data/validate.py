@@ -145,7 +145,7 @@ class FixReport:
 
 # Problems about a single line that fix repairs without losing an utterance (the first duplicate is kept,
 # order is restored, derived or cached tables are rewritten); every other problem drops its utterances.
-REPAIRED_KINDS = {"unsorted", "duplicate", "stale-spk2utt", "stale-utt2dur"}
+REPAIRED_KINDS = {"unsorted", "duplicate", "stale-spk2utt", "stale-utt2dur", "bom"}
 
 
 def fix(path: str | Path, allow_pipes: bool = False, check_audio: bool = True, backup: bool = True,
