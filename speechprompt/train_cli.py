@@ -11,6 +11,11 @@ Examples:
   speechprompt train data.train=data/train data.dev=data/dev backbone.path=exp/w2s method.name=lora \\
       experiment.dir=exp/lora
   speechprompt train --config conf/prompt.yaml --resume          # continue a stopped run
+  speechprompt train --config conf/prompt.yaml --resume --allow-changes optim.lr=5e-4   # ... with other options
+
+One run at a time holds an experiment folder (``<dir>/.lock`` names its pid; a lock left by a
+process that is gone is taken over). ``--resume`` refuses options that differ from the run's
+``config.yaml`` unless ``--allow-changes`` is given; the changes are then recorded in train_log.jsonl.
   torchrun --nproc_per_node 4 -m speechprompt.cli train --config conf/prompt.yaml   # data parallel
   speechprompt train --list-options                               # every config key with its help
   speechprompt train --list-options method.name=lora              # ... and the options of one method
@@ -32,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     parser.add_argument("--config", help="YAML config file")
     parser.add_argument("--resume", action="store_true", help="continue from the newest usable checkpoint")
+    parser.add_argument("--allow-changes", action="store_true",
+                        help="with --resume: continue with options that differ from the run's config.yaml")
     parser.add_argument("--list-options", action="store_true", help="print every config key with its help and exit")
 
 
@@ -109,12 +116,18 @@ def attach_spec_augment(backbone) -> None:
     backbone.embed_audio = embed_with_spec_augment
 
 
-def prepare_experiment(cfg: TrainConfig, argv: list[str], is_main: bool) -> Path:
-    """Create the experiment folder with the resolved config.yaml and a run.sh that repeats the run."""
+def prepare_experiment(cfg: TrainConfig, argv: list[str], is_main: bool, resume: bool = False,
+                       allow_changes: bool = False, log=print) -> Path:
+    """Create the experiment folder with the resolved config.yaml and a run.sh that repeats the run;
+    a resumed run must match the config.yaml it continues (unless ``allow_changes``)."""
+    from speechprompt.config import to_dict
+    from speechprompt.experiment_dir import check_resume_config
     from speechprompt.train import write_run_script
 
     exp = Path(cfg.experiment.dir)
     if is_main:
+        if resume:
+            check_resume_config(exp, to_dict(cfg), allow_changes, log)
         save_config(cfg, exp)
         write_run_script(exp, argv)
     return exp
@@ -162,10 +175,14 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"speechprompt train: {err}", file=sys.stderr)
         return 2
+    if args.allow_changes and not args.resume:
+        print("speechprompt train: --allow-changes applies to --resume only", file=sys.stderr)
+        return 2
     argv = sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *_argv(args)]
+    argv = [a for a in argv if a != "--allow-changes"]  # run.sh repeats the run with the options it has now
     fresh = not args.resume and not Path(cfg.experiment.dir).exists()
     try:
-        return train_task(cfg, argv, args.resume)
+        return train_task(cfg, argv, args.resume, args.allow_changes)
     except user_errors() as err:
         print(f"speechprompt train: {err}", file=sys.stderr)
         if fresh and int(os.environ.get("RANK", "0")) == 0:
@@ -182,11 +199,12 @@ def user_errors() -> tuple[type[Exception], ...]:
     from speechprompt.data.audio import AudioError
     from speechprompt.data.kaldi_dir import DataDirError
     from speechprompt.data.output_guard import OutputPathError
+    from speechprompt.experiment_dir import ExperimentDirError
     from speechprompt.tuning.artifact_check import ArtifactError
     from speechprompt.tuning.config import ConfigError as MethodConfigError
 
     return (ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, FileNotFoundError,
-            AudioError, ArtifactError, OutputPathError)
+            AudioError, ArtifactError, OutputPathError, ExperimentDirError)
 
 
 def check_target_lengths(dataset, backbone, max_seconds: float | None = None) -> None:
@@ -213,24 +231,34 @@ def _argv(args) -> list[str]:
     return out
 
 
-def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
+def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False, allow_changes: bool = False) -> int:
+    """Check the device and folder, hold the experiment folder's lock, and train."""
+    from speechprompt.config import check_device
+    from speechprompt.data.output_guard import check_writable_dir
+    from speechprompt.experiment_dir import ExperimentLock
+
+    check_device(cfg.experiment.device, "experiment.device")
+    check_writable_dir(Path(cfg.experiment.dir), "experiment.dir")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train_task(cfg, argv, resume, allow_changes)
+    with ExperimentLock(cfg.experiment.dir):
+        return _train_task(cfg, argv, resume, allow_changes)
+
+
+def _train_task(cfg: TrainConfig, argv: list[str], resume: bool, allow_changes: bool) -> int:
     import torch
 
     from speechprompt.backbones import build_backbone, load_backbone
-    from speechprompt.config import check_device
     from speechprompt.data.dataset import SpeechDataset
-    from speechprompt.data.output_guard import check_writable_dir
     from speechprompt.data.targets import check_lossless, read_with_targets
     from speechprompt.data.text import load_tokenizer, train_tokenizer
     from speechprompt.score.slu_format import RESERVED, SLU_MARKUP
     from speechprompt.tuning import build_tuned_model, make_config
 
     make_config(cfg.method.name, cfg.method.options)  # a wrong method option fails before anything is written
-    check_device(cfg.experiment.device, "experiment.device")
-    check_writable_dir(Path(cfg.experiment.dir), "experiment.dir")
     is_main = int(os.environ.get("RANK", "0")) == 0
     log = print if is_main else (lambda *a, **k: None)
-    exp = prepare_experiment(cfg, argv, is_main)
+    exp = prepare_experiment(cfg, argv, is_main, resume, allow_changes, log)
     torch.manual_seed(cfg.experiment.seed)
     # slot filling: normalisation keeps the markup of 'intent | words [ type : filler ]'
     keep = SLU_MARKUP if cfg.data.output == "slu" else ""
