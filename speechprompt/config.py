@@ -66,6 +66,9 @@ class DataConfig:
         "training audio is resampled by one of these factors per utterance, e.g. [0.9, 1.0, 1.1] "
         "(tempo and pitch change together, as Kaldi's speed perturbation)"))
     num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
+    max_unknown_chars: float = field(default=0.01, metadata=_help(
+        "largest fraction of training-target characters the tokenizer may write only as <unk>; above it "
+        "training stops, below it (but above 0) a warning lists them"))
 
     def __post_init__(self):
         if self.max_batch_seconds <= 0:
@@ -74,6 +77,8 @@ class DataConfig:
             raise ConfigError(f"data.max_utt_seconds must be > 0 or null (got {self.max_utt_seconds})")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0 (got {self.num_workers})")
+        if not 0 <= self.max_unknown_chars <= 1:
+            raise ConfigError(f"data.max_unknown_chars must be a fraction in [0, 1] (got {self.max_unknown_chars})")
         if self.tokenizer_vocab < 5:
             raise ConfigError(f"data.tokenizer_vocab must be >= 5 (4 special ids + 1), got {self.tokenizer_vocab}")
         if self.speed_perturb is not None and (not self.speed_perturb or any(f <= 0 for f in self.speed_perturb)):

@@ -207,6 +207,23 @@ def user_errors() -> tuple[type[Exception], ...]:
             AudioError, ArtifactError, OutputPathError, ExperimentDirError)
 
 
+def check_tokenizer_covers(tokenizer, texts, keep: str, cfg: TrainConfig, log=print) -> None:
+    """Stop when more than data.max_unknown_chars of the targets' characters become <unk>; warn below."""
+    from speechprompt.data.text import normalize_text
+    from speechprompt.data.tokenizer_check import unknown_characters
+
+    report = unknown_characters(tokenizer, {u: normalize_text(t, keep=keep) for u, t in texts.items()})
+    if not report.count:
+        return
+    where = cfg.data.tokenizer or "the trained tokenizer"
+    if report.fraction > cfg.data.max_unknown_chars:
+        raise ConfigError(f"data.tokenizer {where}: {report.describe()}; above data.max_unknown_chars="
+                          f"{cfg.data.max_unknown_chars:g} — use the tokenizer these targets were written for "
+                          "(or leave data.tokenizer unset to train one)")
+    log(f"warning: data.tokenizer {where}: {report.describe()} (at most data.max_unknown_chars="
+        f"{cfg.data.max_unknown_chars:g} allowed)")
+
+
 def check_target_lengths(dataset, backbone, max_seconds: float | None = None) -> None:
     """Fail before training when a target needs more decoder positions than the backbone learned.
 
@@ -274,6 +291,7 @@ def _train_task(cfg: TrainConfig, argv: list[str], resume: bool, allow_changes: 
         tokenizer = train_tokenizer(kind, texts, exp / "tokenizer" if is_main else None,
                                     vocab_size=cfg.data.tokenizer_vocab, symbols=symbols)
         log(f"trained a {kind} tokenizer ({tokenizer.vocab_size} ids) into {exp / 'tokenizer'}")
+    check_tokenizer_covers(tokenizer, train_data.text, keep, cfg, log)
     if cfg.data.output == "slu":
         try:
             check_lossless(tokenizer, train_data.text, keep, where=cfg.data.tokenizer or str(exp / "tokenizer"))
