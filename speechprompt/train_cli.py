@@ -291,12 +291,12 @@ def _train_task(cfg: TrainConfig, argv: list[str], resume: bool, allow_changes: 
         tokenizer = train_tokenizer(kind, texts, exp / "tokenizer" if is_main else None,
                                     vocab_size=cfg.data.tokenizer_vocab, symbols=symbols)
         log(f"trained a {kind} tokenizer ({tokenizer.vocab_size} ids) into {exp / 'tokenizer'}")
-    check_tokenizer_covers(tokenizer, train_data.text, keep, cfg, log)
-    if cfg.data.output == "slu":
+    if cfg.data.output == "slu":  # the slot markup first: the most specific message
         try:
             check_lossless(tokenizer, train_data.text, keep, where=cfg.data.tokenizer or str(exp / "tokenizer"))
         except ValueError as err:
             raise ConfigError(f"data.tokenizer: {err}") from err
+    check_tokenizer_covers(tokenizer, train_data.text, keep, cfg, log)
     train_set = SpeechDataset(train_data, tokenizer, cfg.data.tasks, keep=keep,
                               waveform_transform=training_waveform_transform(cfg))
     dev_set = (SpeechDataset(read_with_targets(cfg.data.dev, cfg.data.text_file), tokenizer, cfg.data.tasks, keep=keep)
