@@ -117,3 +117,14 @@ def test_recipe_run_with_other_inputs_is_run_again(tmp_path, capsys):
     forget_outdated_run(run_dir, run_inputs(args, {"optim": {"lr": 1}}), "[prompt seed 1]")
     assert "[prompt seed 1] its inputs changed (train): running it again" in capsys.readouterr().out
     assert not (run_dir / "result.json").exists() and not (run_dir / "train").exists()
+
+
+def test_pretrain_resume_refuses_changed_options_too(setup, tmp_path, capsys):
+    common = ["pretrain", "--data", str(setup / "data"), "--targets", "text", "--tokenizer", "char",
+              "--out", str(tmp_path / "w2s"), "optim.max_steps=1", "optim.warmup_steps=0", "experiment.progress=false",
+              "backbone.size=tiny"]
+    assert main(common) == 0 and not (tmp_path / "w2s" / "exp" / ".lock").exists()
+    capsys.readouterr()
+    assert main([*common, "--resume", "optim.lr=0.5"]) == 2
+    assert "--resume with a changed config (optim.lr 0.001 -> 0.5)" in capsys.readouterr().err
+    assert main([*common, "--resume", "--allow-changes", "optim.lr=0.5"]) == 0
