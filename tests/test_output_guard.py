@@ -73,3 +73,12 @@ def test_transcribe_refuses_an_input_as_output(tmp_path, capsys, which):
     err = capsys.readouterr().err
     assert rc == 2 and "is one of the inputs" in err and len(err.strip().splitlines()) == 1
     assert open(target, "rb").read() == before
+
+
+def test_subset_and_combine_refuse_an_unwritable_out(tmp_path, capsys, monkeypatch):
+    import os
+
+    data = _data(tmp_path)
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)  # read-only (root ignores file modes)
+    assert main(["data", "combine", str(tmp_path / "ro" / "all"), str(data)]) == 1
+    assert "is not writable" in capsys.readouterr().err and not (tmp_path / "ro").exists()

@@ -95,11 +95,12 @@ def _fix(args) -> int:
 
 def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
     """OUT must not be an input; a non-empty OUT is replaced only with --overwrite."""
-    from speechprompt.data.output_guard import refuse_input_as_output, refuse_non_empty
+    from speechprompt.data.output_guard import check_writable_dir, refuse_input_as_output, refuse_non_empty
 
     refuse_input_as_output(out, inputs, allow_inside=True)
     if not overwrite:
         refuse_non_empty(out)
+    check_writable_dir(out, option="OUT")
 
 
 def _subset(args) -> int:
