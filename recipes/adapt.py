@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -68,18 +69,50 @@ def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
     return {"decode": merged.get("decode", {})} if method in UNTRAINED else merged
 
 
+def run_inputs(args: argparse.Namespace, config: dict) -> dict:
+    """What one run's result depends on, recorded in ``inputs.json`` beside it."""
+    def where(path):
+        return str(Path(path).resolve()) if path else None
+
+    return {"backbone": where(args.backbone), "tokenizer": where(args.tokenizer), "train": where(args.train),
+            "dev": where(args.dev), "test": where(args.test), "gold": where(args.gold), "task": args.task,
+            "text_file": args.text_file, "override": list(args.override), "config": config}
+
+
+def forget_outdated_run(run_dir: Path, inputs: dict, label: str) -> None:
+    """A run recorded with other inputs (another train dir, config, ...) is removed, to be run again."""
+    recorded_path = run_dir / "inputs.json"
+    if not recorded_path.is_file():
+        return
+    recorded = json.loads(recorded_path.read_text(encoding="utf-8"))
+    changed = sorted(k for k in set(recorded) | set(inputs) if recorded.get(k) != inputs.get(k))
+    if changed:
+        print(f"{label} its inputs changed ({', '.join(changed)}): running it again", flush=True)
+        for name in ("result.json", "wall_seconds.json", "inputs.json"):
+            (run_dir / name).unlink(missing_ok=True)
+        for name in ("train", "decode", "score"):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
 def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> Path:
-    """Train, decode, score and record one method x seed; returns the result.json path."""
+    """Train, decode, score and record one method x seed; returns the result.json path.
+
+    A run whose recorded inputs (``inputs.json``) differ from these is removed and run again."""
     from speechprompt.report import write_result
 
+    config = method_config(Path(args.conf), method, args.quick)
+    inputs = run_inputs(args, config)
+    forget_outdated_run(run_dir, inputs, f"[{method} seed {seed}]")
     result_path = run_dir / "result.json"
     if result_path.is_file():
         print(f"[{method} seed {seed}] done already: {result_path}")
         return result_path
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     train_dir, decode_dir, score_dir = run_dir / "train", run_dir / "decode", run_dir / "score"
     artifact = train_dir / "artifact"
 
-    config = method_config(Path(args.conf), method, args.quick)
+    config = dict(config)
     decode_settings = config.pop("decode", {})  # the recipe's own section; the rest is the train config
     wall_file = run_dir / "wall_seconds.json"
     if not (artifact / "task.json").is_file():

@@ -7,7 +7,7 @@ archives unpack (the audio may also sit under ``audio/`` or ``slurp/audio/``)::
     DIR/slurp_real/*.flac          (train, devel, test: headset and far-field recordings)
     DIR/slurp_synth/*.flac         (train_synthetic)
 
-Each JSONL line is one sentence with its annotation (intent or scenario + action, tokens, entities
+Each JSONL line is one sentence with its annotation (scenario + action, the intent SLURP scores; tokens, entities
 with token spans, sentence_annotation) and its ``recordings`` (``[{"file": "audio-...flac", ...}]``);
 every recording becomes an utterance whose id is the file name without extension (the key the
 slot-filling scorer uses) and whose speaker is the utterance itself (SLURP's JSONL names no speaker).

@@ -12,6 +12,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,20 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration value or key is wrong; the message names the key and what to fix."""
+
+
+def check_device(device: str, option: str = "--device") -> None:
+    """Refuse a CUDA device this machine does not have (``auto`` and ``cpu`` always pass)."""
+    import torch
+
+    if device in ("auto", "cpu") or not str(device).startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{option} {device}: no CUDA GPU is visible to torch on this machine; use cpu")
+    index = str(device).partition(":")[2]
+    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        raise ConfigError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
 
 
 def _help(text: str, **kw) -> dict:
@@ -53,6 +68,9 @@ class DataConfig:
         "training audio is resampled by one of these factors per utterance, e.g. [0.9, 1.0, 1.1] "
         "(tempo and pitch change together, as Kaldi's speed perturbation)"))
     num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
+    max_unknown_chars: float = field(default=0.01, metadata=_help(
+        "largest fraction of training-target characters the tokenizer may write only as <unk>; above it "
+        "training stops, below it (but above 0) a warning lists them"))
 
     def __post_init__(self):
         if self.max_batch_seconds <= 0:
@@ -61,6 +79,8 @@ class DataConfig:
             raise ConfigError(f"data.max_utt_seconds must be > 0 or null (got {self.max_utt_seconds})")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0 (got {self.num_workers})")
+        if not 0 <= self.max_unknown_chars <= 1:
+            raise ConfigError(f"data.max_unknown_chars must be a fraction in [0, 1] (got {self.max_unknown_chars})")
         if self.tokenizer_vocab < 5:
             raise ConfigError(f"data.tokenizer_vocab must be >= 5 (4 special ids + 1), got {self.tokenizer_vocab}")
         if self.speed_perturb is not None and (not self.speed_perturb or any(f <= 0 for f in self.speed_perturb)):
@@ -219,14 +239,19 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return int(value)
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)  # YAML 1.1 reads "1e-3" as a string
+                number = float(value)  # YAML 1.1 reads "1e-3" as a string
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

@@ -67,6 +67,41 @@ def items_of(data, slu_tasks: set[str]):
     return items, refs
 
 
+def check_decoding_options(args: argparse.Namespace) -> None:
+    """One-line errors for decoding options no search can use (shared with transcribe)."""
+    import math
+
+    from speechprompt.config import ConfigError, check_device
+
+    if args.beam < 1:
+        raise ConfigError(f"--beam {args.beam}: must be 1 (greedy) or more")
+    if args.max_len < 1:
+        raise ConfigError(f"--max-len {args.max_len}: must be at least 1 token")
+    for option, value, low in (("--max-len-ratio", args.max_len_ratio, 0.0), ("--batch-seconds", args.batch_seconds, 0.0)):
+        if value is not None and (not math.isfinite(value) or value <= low):
+            raise ConfigError(f"{option} {value}: must be a finite number above {low:g}")
+    if not math.isfinite(args.length_penalty):
+        raise ConfigError(f"--length-penalty {args.length_penalty}: must be a finite number (e.g. 1.0)")
+    if args.max_repeats < 0:
+        raise ConfigError(f"--max-repeats {args.max_repeats}: must be 0 (no loop guard) or more")
+    if not (0.0 <= args.ctc_weight <= 1.0):  # also refuses nan
+        raise ConfigError(f"--ctc-weight {args.ctc_weight}: must be in [0, 1]")
+    check_device(args.device)
+
+
+def check_out_is_not_data(out: Path, data: Path) -> None:
+    """``--out`` may be neither the data dir, nor inside it, nor another data dir (its text would be lost)."""
+    from speechprompt.data.output_guard import (
+        check_writable_dir,
+        refuse_data_dir_as_output,
+        refuse_input_as_output,
+    )
+
+    refuse_input_as_output(out, [data], option="--out")
+    refuse_data_dir_as_output(out)
+    check_writable_dir(out)
+
+
 def write_trn(path: Path, texts: dict[str, str]) -> None:
     path.write_text("".join(f"{text} ({utt})\n" if text else f"({utt})\n" for utt, text in sorted(texts.items())),
                     encoding="utf-8")
@@ -80,7 +115,11 @@ def run(args: argparse.Namespace) -> int:
     from speechprompt.tuning import ArtifactError
 
     try:
+        check_decoding_options(args)
+        check_out_is_not_data(args.out, args.data)
         data = DataDir.read(args.data, allow_pipes=args.allow_pipes)
+        if not len(data):
+            raise DataDirError(f"{args.data}: no utterances (utt2spk is empty) — nothing to decode")
         transcriber = transcriber_from_args(args)
         for value in args.task:
             name, directory = parse_task_arg(value)
@@ -100,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     slu_tasks = {t for t, info in transcriber.task_info.items() if info.slu}
     items, refs = items_of(data, slu_tasks)
+    silent = watch_silence(items)
     hyps: dict[str, str] = {}
     failures: list[Failure] = []
     audio_seconds = 0.0
@@ -112,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
         hyps[item.key] = outcome.text
         audio_seconds += outcome.seconds
     wall = time.perf_counter() - start
-    write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, len(items))
+    notes = report_doubtful_inputs(silent, refs, args.data)
+    write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, len(items), notes)
     rtf = wall / audio_seconds if audio_seconds else float("nan")
     print(f"decoded {len(hyps)} of {len(items)} utterances ({audio_seconds:.1f} s of audio) in {wall:.1f} s: "
           f"RTF {rtf:.4f}; results in {args.out}")
@@ -132,7 +173,30 @@ def scoring_normalizer(transcriber) -> str:
     return "whisper_english" if tokenizers[0].language in (None, "en") else "whisper_basic"
 
 
-def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, total) -> None:
+def watch_silence(items):
+    """Note every all-silent utterance as it is loaded (it is still decoded)."""
+    from speechprompt.data.silence import SilentAudio
+
+    silent = SilentAudio()
+    for item in items:
+        item.load = silent.watch(item.key, item.load)
+    return silent
+
+
+def report_doubtful_inputs(silent, refs: dict[str, str], data: Path) -> dict[str, list[str]]:
+    """Print the count and ids of all-silent audio and of references that normalise to nothing."""
+    notes = {"silent_audio": sorted(silent.ids), "empty_references": sorted(u for u, r in refs.items() if not r)}
+    message = silent.report()
+    if message:
+        print(f"speechprompt decode: {message}", file=sys.stderr)
+    empty = notes["empty_references"]
+    if empty:
+        print(f"speechprompt decode: {len(empty)} reference(s) in {data}/text normalise to nothing (scored as "
+              f"empty): {' '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}", file=sys.stderr)
+    return notes
+
+
+def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, total, notes=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_trn(args.out / "hyp.trn", hyps)
     # references of the decoded utterances only, so that scoring compares like with like
@@ -145,6 +209,7 @@ def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, 
         "decoded": len(hyps),
         "failed": [{"utt_id": f.key, "reason": f.reason} for f in failures],
         "without_reference": sorted(set(hyps) - set(refs)),
+        **(notes or {}),
         "audio_seconds": round(audio_seconds, 3),
         "wall_seconds": round(wall, 3),
         "real_time_factor": round(wall / audio_seconds, 5) if audio_seconds else None,

@@ -395,6 +395,24 @@ class Transcriber:
                 except AudioError as err:
                     yield item, Failure(item.key, str(err))
             if good:
-                yield from zip(good, self.transcribe(waves, [it.task for it in good]), strict=True)
+                yield from self._transcribe_or_isolate(good, waves)
             if on_batch is not None:
                 on_batch(len(batch))
+
+    def _transcribe_or_isolate(self, items: list[AudioItem], waves: list[np.ndarray]
+                               ) -> list[tuple[AudioItem, Result | Failure]]:
+        """One batch; when the backbone refuses it (audio too short or too long for its front-end),
+        each utterance alone, so that only those it refuses fail (alone == batched)."""
+        from speechprompt.backbones import BackboneError
+
+        try:
+            return list(zip(items, self.transcribe(waves, [it.task for it in items]), strict=True))
+        except BackboneError as err:
+            if len(items) == 1:
+                seconds = len(waves[0]) / TARGET_SAMPLE_RATE
+                reason = str(err).replace("batch row 0 has", "audio has")
+                return [(items[0], Failure(items[0].key, f"{reason} ({seconds * 1000:.0f} ms); skipped"))]
+            out: list[tuple[AudioItem, Result | Failure]] = []
+            for item, wave in zip(items, waves, strict=True):
+                out += self._transcribe_or_isolate([item], [wave])
+            return out

@@ -11,6 +11,11 @@ Examples:
   speechprompt train data.train=data/train data.dev=data/dev backbone.path=exp/w2s method.name=lora \\
       experiment.dir=exp/lora
   speechprompt train --config conf/prompt.yaml --resume          # continue a stopped run
+  speechprompt train --config conf/prompt.yaml --resume --allow-changes optim.lr=5e-4   # ... with other options
+
+One run at a time holds an experiment folder (``<dir>/.lock`` names its pid; a lock left by a
+process that is gone is taken over). ``--resume`` refuses options that differ from the run's
+``config.yaml`` unless ``--allow-changes`` is given; the changes are then recorded in train_log.jsonl.
   torchrun --nproc_per_node 4 -m speechprompt.cli train --config conf/prompt.yaml   # data parallel
   speechprompt train --list-options                               # every config key with its help
   speechprompt train --list-options method.name=lora              # ... and the options of one method
@@ -33,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     parser.add_argument("--config", help="YAML config file")
     parser.add_argument("--resume", action="store_true", help="continue from the newest usable checkpoint")
+    parser.add_argument("--allow-changes", action="store_true",
+                        help="with --resume: continue with options that differ from the run's config.yaml")
     parser.add_argument("--list-options", action="store_true", help="print every config key with its help and exit")
 
 
@@ -110,12 +117,18 @@ def attach_spec_augment(backbone) -> None:
     backbone.embed_audio = embed_with_spec_augment
 
 
-def prepare_experiment(cfg: TrainConfig, argv: list[str], is_main: bool) -> Path:
-    """Create the experiment folder with the resolved config.yaml and a run.sh that repeats the run."""
+def prepare_experiment(cfg: TrainConfig, argv: list[str], is_main: bool, resume: bool = False,
+                       allow_changes: bool = False, log=print) -> Path:
+    """Create the experiment folder with the resolved config.yaml and a run.sh that repeats the run;
+    a resumed run must match the config.yaml it continues (unless ``allow_changes``)."""
+    from speechprompt.config import to_dict
+    from speechprompt.experiment_dir import check_resume_config
     from speechprompt.train import write_run_script
 
     exp = Path(cfg.experiment.dir)
     if is_main:
+        if resume:
+            check_resume_config(exp, to_dict(cfg), allow_changes, log)
         save_config(cfg, exp)
         write_run_script(exp, argv)
     return exp
@@ -165,11 +178,20 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"speechprompt train: {err}", file=sys.stderr)
         return 2
+    if args.allow_changes and not args.resume:
+        print("speechprompt train: --allow-changes applies to --resume only", file=sys.stderr)
+        return 2
     argv = sys.argv[1:] if sys.argv[1:2] == ["train"] else ["train", *_argv(args)]
+    argv = [a for a in argv if a != "--allow-changes"]  # run.sh repeats the run with the options it has now
+    fresh = not args.resume and not Path(cfg.experiment.dir).exists()
     try:
-        return train_task(cfg, argv, args.resume)
+        return train_task(cfg, argv, args.resume, args.allow_changes)
     except user_errors() as err:
         print(f"speechprompt train: {err}", file=sys.stderr)
+        if fresh and int(os.environ.get("RANK", "0")) == 0:
+            import shutil
+
+            shutil.rmtree(cfg.experiment.dir, ignore_errors=True)  # a failed fresh run leaves nothing behind
         return 2
 
 
@@ -177,12 +199,33 @@ def user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by the config, data or files a user gave: reported in one line, no traceback."""
     from speechprompt.backbones import BackboneError
     from speechprompt.checkpoint import CheckpointError
+    from speechprompt.data.audio import AudioError
     from speechprompt.data.kaldi_dir import DataDirError
+    from speechprompt.data.output_guard import OutputPathError
     from speechprompt.data.whisper_tokenizer import TokenizerError
+    from speechprompt.experiment_dir import ExperimentDirError
+    from speechprompt.tuning.artifact_check import ArtifactError
     from speechprompt.tuning.config import ConfigError as MethodConfigError
 
-    return (ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, TokenizerError,
-            FileNotFoundError)
+    return (ConfigError, MethodConfigError, DataDirError, BackboneError, CheckpointError, FileNotFoundError,
+            AudioError, ArtifactError, OutputPathError, ExperimentDirError, TokenizerError)
+
+
+def check_tokenizer_covers(tokenizer, texts, keep: str, cfg: TrainConfig, log=print) -> None:
+    """Stop when more than data.max_unknown_chars of the targets' characters become <unk>; warn below."""
+    from speechprompt.data.text import normalize_text
+    from speechprompt.data.tokenizer_check import unknown_characters
+
+    report = unknown_characters(tokenizer, {u: normalize_text(t, keep=keep) for u, t in texts.items()})
+    if not report.count:
+        return
+    where = cfg.data.tokenizer or "the trained tokenizer"
+    if report.fraction > cfg.data.max_unknown_chars:
+        raise ConfigError(f"data.tokenizer {where}: {report.describe()}; above data.max_unknown_chars="
+                          f"{cfg.data.max_unknown_chars:g} — use the tokenizer these targets were written for "
+                          "(or leave data.tokenizer unset to train one)")
+    log(f"warning: data.tokenizer {where}: {report.describe()} (at most data.max_unknown_chars="
+        f"{cfg.data.max_unknown_chars:g} allowed)")
 
 
 def check_target_lengths(dataset, backbone, max_seconds: float | None = None) -> None:
@@ -210,7 +253,21 @@ def _argv(args) -> list[str]:
     return out
 
 
-def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
+def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False, allow_changes: bool = False) -> int:
+    """Check the device and folder, hold the experiment folder's lock, and train."""
+    from speechprompt.config import check_device
+    from speechprompt.data.output_guard import check_writable_dir
+    from speechprompt.experiment_dir import ExperimentLock
+
+    check_device(cfg.experiment.device, "experiment.device")
+    check_writable_dir(Path(cfg.experiment.dir), "experiment.dir")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train_task(cfg, argv, resume, allow_changes)
+    with ExperimentLock(cfg.experiment.dir):
+        return _train_task(cfg, argv, resume, allow_changes)
+
+
+def _train_task(cfg: TrainConfig, argv: list[str], resume: bool, allow_changes: bool) -> int:
     import torch
 
     from speechprompt.backbones import build_backbone, load_backbone
@@ -225,7 +282,7 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
     make_config(cfg.method.name, cfg.method.options)  # a wrong method option fails before anything is written
     is_main = int(os.environ.get("RANK", "0")) == 0
     log = print if is_main else (lambda *a, **k: None)
-    exp = prepare_experiment(cfg, argv, is_main)
+    exp = prepare_experiment(cfg, argv, is_main, resume, allow_changes, log)
     torch.manual_seed(cfg.experiment.seed)
     # slot filling: normalisation keeps the markup of 'intent | words [ type : filler ]'
     keep = SLU_MARKUP if cfg.data.output == "slu" else ""
@@ -247,11 +304,12 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
         tokenizer = train_tokenizer(kind, texts, exp / "tokenizer" if is_main else None,
                                     vocab_size=cfg.data.tokenizer_vocab, symbols=symbols)
         log(f"trained a {kind} tokenizer ({tokenizer.vocab_size} ids) into {exp / 'tokenizer'}")
-    if cfg.data.output == "slu":
+    if cfg.data.output == "slu":  # the slot markup first: the most specific message
         try:
             check_lossless(tokenizer, train_data.text, keep, where=cfg.data.tokenizer or str(exp / "tokenizer"))
         except ValueError as err:
             raise ConfigError(f"data.tokenizer: {err}") from err
+    check_tokenizer_covers(tokenizer, train_data.text, keep, cfg, log)
     train_set = SpeechDataset(train_data, tokenizer, cfg.data.tasks, keep=keep,
                               waveform_transform=training_waveform_transform(cfg))
     dev_set = (SpeechDataset(read_with_targets(cfg.data.dev, cfg.data.text_file), tokenizer, cfg.data.tasks, keep=keep)
@@ -271,6 +329,8 @@ def train_task(cfg: TrainConfig, argv: list[str], resume: bool = False) -> int:
         backbone.pad_to_window = cfg.backbone.pad_to_window
     for dataset in (train_set, dev_set) if dev_set is not None else (train_set,):
         check_target_lengths(dataset, backbone, cfg.data.max_utt_seconds)
+    if dev_set is not None:
+        dev_set.check_audio()  # before step 1, not at the first evaluation
     if cfg.data.spec_augment:
         attach_spec_augment(backbone)
     options = dict(cfg.method.options)

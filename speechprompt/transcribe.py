@@ -162,16 +162,25 @@ def run(args: argparse.Namespace) -> int:
 
     from speechprompt.backbones import BackboneError
     from speechprompt.data.kaldi_dir import DataDirError
+    from speechprompt.data.output_guard import refuse_input_file_as_output
     from speechprompt.data.whisper_tokenizer import TokenizerError
     from speechprompt.inference import Failure, transcriber_from_args
     from speechprompt.tuning import ArtifactError
 
     try:
+        from speechprompt.data.output_guard import check_writable_file
+        from speechprompt.decode_cli import check_decoding_options
+
+        check_decoding_options(args)
+        if args.output is not None:
+            check_writable_file(args.output)
         prompts = parse_prompts(args.prompt)
         if args.task is not None and prompts and args.task not in prompts:
             raise InputError(f"--task {args.task!r} is not one of the loaded prompts {sorted(prompts)}")
         sources = collect_inputs(args.inputs)
         tasks = read_task_list(args.task_list, sources) if args.task_list else {}
+        refuse_input_file_as_output(args.output, [*args.inputs, *(s for _, s in sources if not s.endswith("|")),
+                                                  *([args.task_list] if args.task_list else [])])
         transcriber = transcriber_from_args(args)
         for name, directory in prompts.items():
             transcriber.add_task(name, directory, args.tokenizer, args.language)
@@ -182,6 +191,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"speechprompt transcribe: {err}", file=sys.stderr)
         return 2
     items = make_items(sources, tasks, args.task, args.allow_pipes)
+    from speechprompt.decode_cli import watch_silence
+
+    silent = watch_silence(items)
     results, failures = {}, []
     short = len(items) < PROGRESS_MIN_ITEMS
     with tqdm(total=len(items), unit="file", disable=True if short else None, file=sys.stderr) as bar:
@@ -198,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.writelines(lines)
         sys.stdout.flush()
+    if silent.report("input(s)"):
+        print(f"speechprompt transcribe: {silent.report('input(s)')}", file=sys.stderr)
     if failures:
         print(f"speechprompt transcribe: {len(failures)} of {len(items)} input(s) skipped, "
               f"{len(results)} transcribed", file=sys.stderr)

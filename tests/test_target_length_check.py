@@ -11,6 +11,8 @@ from speechprompt.train_cli import check_target_lengths
 
 
 class _Chars:
+    prefix_ids = [1]  # BOS
+
     def encode(self, text: str) -> list[int]:
         return [4] * len(text)
 

@@ -28,12 +28,27 @@ def build_backbone(family: str, size: str, vocab_size: int, **overrides: Any) ->
     return cls.build(size, vocab_size, **overrides)
 
 
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def refuse_pickled_weights(directory: Path) -> None:
+    """A folder whose weights are pickles (and not safetensors) is refused: unpickling can run code."""
+    if not directory.is_dir() or any(directory.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for pattern in PICKLED_WEIGHTS for p in directory.glob(pattern))
+    if pickled:
+        raise BackboneError(f"{directory}: its weights are pickles ({', '.join(pickled)}), and pickles are refused "
+                            "(loading one can run code); save the model as safetensors where it was made "
+                            "(save_pretrained writes model.safetensors)")
+
+
 def load_backbone(directory: str | Path) -> SpeechSeq2Seq:
     """Load a backbone folder written by `save_pretrained`, whatever its family.
 
     A plain transformers Whisper folder (no `speechprompt_backbone.json`) is wrapped as it is.
     """
     directory = Path(directory)
+    refuse_pickled_weights(directory)
     config_path = directory / "config.json"
     if not (directory / BACKBONE_FILE).is_file() and config_path.is_file():
         model_type = json.loads(config_path.read_text()).get("model_type")

@@ -46,9 +46,8 @@ vocabulary). Architecture values that are not stored in the weights (attention h
 pre/post-LN encoder, activations) come from `Wav2SeqArchitecture`, whose defaults are Wav2Seq's.
 
 Checkpoints are read from safetensors or with `torch.load(weights_only=True)` only. A full fairseq
-`.pt` also pickles its training configuration, which a safe load refuses; extract the weights once,
-in an environment you trust:
-`python -c "import torch; torch.save(torch.load('ckpt.pt', weights_only=False)['model'], 'model.pt')"`.
+`.pt` also pickles its training configuration: pickles are refused (loading one can run code); export
+the state dict as safetensors with the software that trained the model.
 
 Command line: `python -m speechprompt.backbones.wav2seq_convert model.pt exp/wav2seq_backbone`
 """
@@ -135,9 +134,8 @@ def load_checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as err:
         raise BackboneError(
             f"{path}: the file pickles objects other than tensors (a full fairseq checkpoint with its "
-            "configuration), which a safe load refuses. In an environment you trust, extract the weights: "
-            f"python -c \"import torch; torch.save(torch.load('{path}', weights_only=False)['model'], "
-            "'model.pt')\"") from err
+            "configuration), and pickles are refused (loading one can run code); export its state dict "
+            "as safetensors with the software that trained it") from err
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

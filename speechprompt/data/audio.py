@@ -28,8 +28,8 @@ SEGMENT_END_TOLERANCE_S = 0.1
 class AudioError(ValueError):
     """Audio that cannot be used; the message names the utterance and the source.
 
-    ``kind`` says why, for reports: ``missing``, ``unsupported``, ``undecodable``, ``empty``,
-    ``non-finite``, ``pipe`` or ``segment``.
+    ``kind`` says why, for reports: ``missing``, ``unsupported``, ``undecodable``, ``truncated``,
+    ``empty``, ``non-finite``, ``pipe`` or ``segment``.
     """
 
     def __init__(self, message: str, kind: str = "undecodable"):
@@ -119,6 +119,7 @@ def read_native(
         path = Path(source)
         if not path.is_file():
             raise AudioError(f"{label}: audio file not found — check the path in wav.scp", "missing")
+        refuse_truncated_wav(path, label)
         handle = path
     try:
         with sf.SoundFile(handle, **_open_args(source, raw_format)) as f:
@@ -145,6 +146,18 @@ def read_native(
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
         raise _decode_error(label, err) from err
     return samples, rate
+
+
+def refuse_truncated_wav(path: Path, label: str) -> None:
+    """A WAV file whose header promises more samples than it holds (a cut-off copy) is an error."""
+    from speechprompt.data.wav_header import wav_truncation
+
+    cut = wav_truncation(path)
+    if cut is not None:
+        promised, present = cut
+        raise AudioError(f"{label}: truncated WAV file: its header promises {promised} samples but only {present} "
+                         "are present — copy the file again or re-encode what is left (sox in.wav out.wav)",
+                         "truncated")
 
 
 def to_mono_16k(samples: np.ndarray, rate: int, sample_rate: int = TARGET_SAMPLE_RATE) -> np.ndarray:
@@ -199,6 +212,7 @@ def audio_duration(
     path = Path(source)
     if not path.is_file():
         raise AudioError(f"{label}: audio file not found — check the path in wav.scp", "missing")
+    refuse_truncated_wav(path, label)
     try:
         with sf.SoundFile(path, **_open_args(source, raw_format)) as f:
             return f.frames / f.samplerate

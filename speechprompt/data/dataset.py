@@ -23,10 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechprompt.data.kaldi_dir import DataDir
+from speechprompt.data.audio import TARGET_SAMPLE_RATE, AudioError
+from speechprompt.data.kaldi_dir import DataDir, DataDirError
+from speechprompt.data.silence import is_silent
 from speechprompt.data.text import EOS_ID, PAD_ID, Tokenizer, normalize_text
 
 log = logging.getLogger(__name__)
+# audio longer than its utt2dur entry by more than this means utt2dur is stale
+STALE_DURATION_S = 0.1
 
 
 @dataclass
@@ -61,6 +65,9 @@ class SpeechDataset(torch.utils.data.Dataset):
     ``keep`` lists symbols normalisation must keep (slot filling: ``keep=SLU_MARKUP`` from
     :mod:`speechprompt.score.slu_format`).
     ``waveform_transform`` (e.g. speed perturbation) is applied to each (S,) tensor.
+    Utterances whose transcript normalises to nothing are left out and reported (count + ids); audio
+    longer than its ``utt2dur`` entry (a stale file) is an error when it is loaded; all-silent audio
+    is reported (id and count) the first time it is loaded.
     """
 
     def __init__(
@@ -80,11 +87,45 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.tasks = list(tasks) if tasks else None
         self.normalize, self.keep = normalize, keep
         self.waveform_transform = waveform_transform
+        if not len(self.data):
+            raise DataDirError(f"{self.data.path}: no utterances (utt2spk is empty) — point to a data dir with data")
         if tokenizer is not None and not self.data.text:
-            raise ValueError(f"{self.data.path}: a tokenizer was given but the data dir has no text file")
+            raise DataDirError(f"{self.data.path}: no text file, but training needs transcripts — add "
+                               f"{self.data.path}/text")
+        self.empty_texts = self._without_empty_texts() if self.data.text else []
+        self.silent: set[str] = set()  # all-silent utterances met so far (reported once each)
         self.task_ids = self._task_ids()
-        durations = self.data.durations()
+        try:
+            durations = self.data.durations()
+        except AudioError as err:
+            raise located_audio_error(self.data, getattr(err, "utt_id", None), err) from err
         self.durations = [durations[u] for u in self.utt_ids]  # seconds, in item order (for the sampler)
+
+    def _without_empty_texts(self) -> list[str]:
+        """Leave out (and report) utterances whose transcript normalises to nothing."""
+        empty = [u for u in self.utt_ids if u in self.data.text and not (
+            normalize_text(self.data.text[u], keep=self.keep) if self.normalize else self.data.text[u]).strip()]
+        if empty:
+            self.utt_ids = [u for u in self.utt_ids if u not in set(empty)]
+            log.warning("%s: %d utterance(s) left out, their transcript normalises to nothing: %s%s",
+                        self.data.path or "data", len(empty), " ".join(empty[:10]), " ..." if len(empty) > 10 else "")
+            if not self.utt_ids:
+                raise DataDirError(f"{self.data.path}/text: every transcript normalises to nothing "
+                                   f"({len(empty)} utterance(s)); write the transcripts")
+        return empty
+
+    def check_audio(self) -> None:
+        """Load every utterance once (e.g. the dev set before step 1); a DataDirError names the
+        first unreadable one by file, line and id, and counts the others."""
+        bad = []
+        for utt in self.utt_ids:
+            try:
+                self.data.load_audio(utt)
+            except AudioError as err:
+                bad.append(located_audio_error(self.data, utt, err))
+        if bad:
+            more = f" (and {len(bad) - 1} more utterance(s) with unreadable audio)" if len(bad) > 1 else ""
+            raise DataDirError(f"{bad[0]}{more}; 'speechprompt data validate {self.data.path}' lists them all")
 
     def _task_ids(self) -> list[int]:
         if self.data.utt2task is None:
@@ -109,12 +150,38 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         utt = self.utt_ids[index]
-        waveform = torch.from_numpy(self.data.load_audio(utt))
+        try:
+            waveform = torch.from_numpy(self.data.load_audio(utt))
+        except AudioError as err:
+            raise located_audio_error(self.data, utt, err) from err
+        seconds = waveform.shape[0] / TARGET_SAMPLE_RATE
+        if seconds > self.durations[index] + STALE_DURATION_S:
+            where = f"{self.data.path}/utt2dur" if self.data.path is not None else "utt2dur"
+            raise DataDirError(f"{where}: {utt}: says {self.durations[index]:g} s but the audio "
+                               f"lasts {seconds:.2f} s — utt2dur is stale: delete it to recompute the durations")
+        if is_silent(waveform.numpy()) and utt not in self.silent:
+            self.silent.add(utt)
+            log.warning("%s: utterance %s is all-silent audio (%d such so far in this process); it is used as it "
+                        "is — 'speechprompt data fix' removes it", self.data.path or "data", utt, len(self.silent))
         if self.waveform_transform is not None:
             waveform = self.waveform_transform(waveform)
         text = self.text_of(index)
         tokens = self.tokenizer.encode(text) if self.tokenizer is not None else []
         return {"utt_id": utt, "waveform": waveform, "text": text, "tokens": tokens, "task_id": self.task_ids[index]}
+
+
+def located_audio_error(data: DataDir, utt: str | None, err: AudioError) -> DataDirError:
+    """``DIR/wav.scp:LINE: utt: reason — fix`` in one line, from an AudioError of one utterance."""
+    message = str(err)
+    if utt is None:  # durations() names the utterance in the message only
+        utt = next((u for u in data.utt_ids if message.startswith(f"utterance {u} (")), None)
+    if utt is None:
+        return DataDirError(f"{data.path}: {message}")
+    file, key = ("segments", utt) if data.segments is not None else ("wav.scp", utt)
+    line = data.line_of(file, key)
+    where = f"{data.path / file if data.path is not None else file}" + (f":{line}" if line else "")
+    reason = message.split("): ", 1)[1] if message.startswith(f"utterance {utt} (") and "): " in message else message
+    return DataDirError(f"{where}: {utt}: {reason}")
 
 
 def collate(items: Sequence[dict], pad_id: int = PAD_ID, eos_id: int = EOS_ID) -> Batch:

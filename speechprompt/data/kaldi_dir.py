@@ -20,6 +20,7 @@ import numpy as np
 
 from speechprompt.data import audio
 
+BOM = b"\xef\xbb\xbf"  # the UTF-8 byte-order mark some editors put first
 TABLES = ("wav.scp", "text", "utt2spk", "segments", "utt2dur", "utt2task")
 WRITTEN = ("wav.scp", "text", "utt2spk", "spk2utt", "segments", "utt2dur", "utt2task")
 
@@ -86,6 +87,12 @@ def read_table(path: Path, problems: list[Problem], min_fields: int = 2,
     lines: dict[str, int] = {}
     previous = None
     for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM):]  # read the line as it was meant, and name the mark
+            key = raw.split(maxsplit=1)[0].decode("utf-8", "replace") if raw.strip() else None
+            problems.append(Problem(name, 1, key, "file starts with a UTF-8 byte-order mark (BOM)",
+                                    f"remove it: 'speechprompt data fix' does, or sed -i '1s/^\\xEF\\xBB\\xBF//' "
+                                    f"{path.name}", "bom"))
         if not raw.strip():
             continue
         try:

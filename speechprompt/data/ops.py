@@ -19,7 +19,7 @@ def subset(data: DataDir, seconds: float, by_speaker: bool = False, seed: int = 
     With ``by_speaker`` the speaker with the least audio so far always gets the next utterance,
     so every speaker contributes about the same number of seconds (until they run out).
     """
-    if seconds <= 0:
+    if not seconds > 0:  # also refuses nan
         raise ValueError(f"seconds must be positive, got {seconds}")
     durations = data.durations()
     rng = np.random.default_rng(seed)

@@ -2,8 +2,9 @@
 
 :func:`validate` returns one :class:`Problem` per fault (``file:line: utt_id: problem — how to fix``):
 structure (malformed, non-UTF-8, duplicate or unsorted lines, ids missing from a file, bad
-segments, stale ``spk2utt`` or ``utt2dur``) and, unless ``check_audio=False``, audio (missing,
-unreadable, unsupported encoding, empty, NaN/inf, all-silent, segments past the recording end).
+segments, stale ``spk2utt`` or ``utt2dur``, transcripts that normalise to nothing) and, unless
+``check_audio=False``, audio (missing, unreadable, truncated, unsupported encoding, empty, NaN/inf,
+all-silent, shorter than a speech front-end's window, segments past the recording end).
 
 :func:`fix` keeps the utterances without problems that are present in every file, backs up the
 files it rewrites to ``DIR/.backup/<timestamp>/`` and reports what it dropped and why.
@@ -21,9 +22,12 @@ import numpy as np
 
 from speechprompt.data import audio
 from speechprompt.data.kaldi_dir import WRITTEN, DataDir, DataDirError, Problem
+from speechprompt.data.silence import SILENCE_PEAK
 
-SILENCE_PEAK = 1e-4  # peak |sample| below this (-80 dBFS) counts as all-silent
 UTT2DUR_TOLERANCE_S = 0.05
+# the shortest audio a speech front-end can turn into one frame: a 25 ms window (400 samples at
+# 16 kHz), the receptive field of wav2vec2-style encoders and the window of Whisper's log-mel
+MIN_FRONTEND_SECONDS = 0.025
 
 
 def _utterance_line(data: DataDir, utt: str) -> tuple[str, str]:
@@ -31,7 +35,8 @@ def _utterance_line(data: DataDir, utt: str) -> tuple[str, str]:
     return ("segments", utt) if data.segments is not None else ("wav.scp", utt)
 
 
-def audio_problems(data: DataDir, silence_peak: float = SILENCE_PEAK) -> list[Problem]:
+def audio_problems(data: DataDir, silence_peak: float = SILENCE_PEAK,
+                   min_seconds: float = MIN_FRONTEND_SECONDS) -> list[Problem]:
     """Decode every utterance (each recording once) and report what no model should train on."""
     found: list[Problem] = []
     by_recording: dict[str, list[str]] = {}
@@ -72,6 +77,10 @@ def audio_problems(data: DataDir, silence_peak: float = SILENCE_PEAK) -> list[Pr
             elif not np.isfinite(piece).all():
                 found.append(data._at(file, key, "audio has NaN or infinite samples", "re-encode or remove it",
                                       "audio-non-finite"))
+            elif piece.shape[0] / rate < min_seconds:
+                found.append(data._at(file, key, f"audio lasts {1000 * piece.shape[0] / rate:.1f} ms, shorter than "
+                                      f"the {1000 * min_seconds:g} ms window a speech front-end needs",
+                                      "remove the utterance (decoding skips it)", "audio-short"))
             elif float(np.abs(piece).max()) < silence_peak:
                 found.append(data._at(file, key, f"audio is all silence (peak {float(np.abs(piece).max()):.1e})",
                                       "check the recording or remove the utterance", "audio-silent"))
@@ -96,13 +105,24 @@ def spk2utt_problems(data: DataDir) -> list[Problem]:
     return found
 
 
+def text_problems(data: DataDir) -> list[Problem]:
+    """Transcripts that are not empty but normalise to nothing (punctuation or symbols only)."""
+    from speechprompt.data.text import normalize_text
+
+    return [data._at("text", utt, f"transcript {words.strip()[:40]!r} normalises to nothing (no letters or digits)",
+                     "write the transcript or remove the utterance", "empty-text")
+            for utt, words in sorted(data.text.items()) if words.strip() and not normalize_text(words)]
+
+
 def validate(path: str | Path, allow_pipes: bool = False, check_audio: bool = True,
-             silence_peak: float = SILENCE_PEAK) -> tuple[DataDir, list[Problem]]:
+             silence_peak: float = SILENCE_PEAK,
+             min_seconds: float = MIN_FRONTEND_SECONDS) -> tuple[DataDir, list[Problem]]:
     """Every problem of the data dir at ``path``, in file order; the dir as far as it parsed."""
     data, problems = DataDir.scan(path, allow_pipes)
     problems += spk2utt_problems(data)
+    problems += text_problems(data)
     if check_audio:
-        problems += audio_problems(data, silence_peak)
+        problems += audio_problems(data, silence_peak, min_seconds)
     return data, sorted(problems, key=lambda p: (p.file, p.line or 0))
 
 
@@ -125,7 +145,7 @@ class FixReport:
 
 # Problems about a single line that fix repairs without losing an utterance (the first duplicate is kept,
 # order is restored, derived or cached tables are rewritten); every other problem drops its utterances.
-REPAIRED_KINDS = {"unsorted", "duplicate", "stale-spk2utt", "stale-utt2dur"}
+REPAIRED_KINDS = {"unsorted", "duplicate", "stale-spk2utt", "stale-utt2dur", "bom"}
 
 
 def fix(path: str | Path, allow_pipes: bool = False, check_audio: bool = True, backup: bool = True,

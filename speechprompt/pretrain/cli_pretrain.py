@@ -41,23 +41,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", type=int, default=1000, help="--targets text: subword vocabulary size")
     parser.add_argument("--config", help="YAML config file")
     parser.add_argument("--resume", action="store_true", help="continue from the newest usable checkpoint")
+    parser.add_argument("--allow-changes", action="store_true",
+                        help="with --resume: continue with options that differ from the run's config.yaml")
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+    import os
+
     from speechprompt.config import ConfigError, load_config
+    from speechprompt.experiment_dir import ExperimentLock
     from speechprompt.pretrain.pretraining import pretrain
     from speechprompt.train_cli import user_errors
 
     overrides = [f"experiment.dir={args.out}/exp", "method.name=finetune", "experiment.best_metric=last",
                  *args.overrides]
     argv = sys.argv[2:] if sys.argv[1:2] == ["pretrain"] else _argv(args)
+    argv = [a for a in argv if a != "--allow-changes"]
     try:
         cfg = load_config(args.config, overrides)
         if args.dev is None and cfg.experiment.eval_every:
             cfg.experiment.eval_every = 0  # nothing to evaluate on: the last checkpoint is the result
-        summary = pretrain(cfg, args.data, args.out, pseudo_dir=args.pseudo, dev_dir=args.dev,
-                           dev_pseudo_dir=args.dev_pseudo, init_backbone=args.init, targets=args.targets,
-                           tokenizer_kind=args.tokenizer, vocab_size=args.vocab, resume=args.resume, argv=argv)
+        # one run at a time in the experiment folder (rank 0 holds the lock for all)
+        main_rank = int(os.environ.get("RANK", "0")) == 0
+        with ExperimentLock(cfg.experiment.dir) if main_rank else contextlib.nullcontext():
+            summary = pretrain(cfg, args.data, args.out, pseudo_dir=args.pseudo, dev_dir=args.dev,
+                               dev_pseudo_dir=args.dev_pseudo, init_backbone=args.init, targets=args.targets,
+                               tokenizer_kind=args.tokenizer, vocab_size=args.vocab, resume=args.resume, argv=argv,
+                               allow_changes=args.allow_changes)
     except (*user_errors(), ConfigError, ValueError) as err:
         print(f"speechprompt pretrain: {err}", file=sys.stderr)
         return 2

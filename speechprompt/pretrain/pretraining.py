@@ -76,6 +76,7 @@ def pretrain(
     vocab_size: int = 1000,
     resume: bool = False,
     argv: list[str] | None = None,
+    allow_changes: bool = False,
 ) -> dict:
     """Train and save the backbone; returns the summary written to ``<out>/pretrain.json``."""
     import torch
@@ -98,7 +99,7 @@ def pretrain(
     DistributedContext.setup(cfg.experiment.device)  # under torchrun: the process group, for the barrier below
     is_main = int(os.environ.get("RANK", "0")) == 0
     log = print if is_main else (lambda *a, **k: None)
-    exp = prepare_experiment(cfg, ["pretrain", *(argv or [])], is_main)
+    exp = prepare_experiment(cfg, ["pretrain", *(argv or [])], is_main, resume, allow_changes, log)
     torch.manual_seed(cfg.experiment.seed)
 
     if targets == "pseudo":

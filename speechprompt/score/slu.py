@@ -20,10 +20,20 @@ Levenshtein distance.
 Also: span F1 (an entity counts only with exact type and filler), slot-type F1 (multisets of types),
 intent accuracy, and WER/CER of the transcript part (fillers in place). All scores in percent.
 
-Unlike the official script, which skips gold recordings that have no prediction, every gold
-recording is scored here: a missing hypothesis is an empty prediction (counted and reported). The
-SLURP-format ``predictions.jsonl`` written beside the scores has one line per gold recording, so the
-official evaluation run on it sees the same set.
+Inputs as the official ``evaluate.py`` reads them (``slu_f1``, ``word_f1``, ``char_f1``, ``span_f1``,
+``slot_type_f1``, ``intent_accuracy``):
+
+- the gold intent is ``scenario_action`` (not the record's ``intent`` field, which differs in 37
+  records of SLURP's test set); gold fillers are the span's ``tokens[].surface`` lower-cased and
+  joined by spaces; predicted intents and fillers are compared as the model wrote them;
+- a gold recording without a hypothesis counts as an empty prediction here (counted and reported),
+  while the official script skips it with a warning: that figure is reported too, as
+  ``slu_f1_slurp_script`` / ``intent_accuracy_slurp_script`` (over the predicted recordings only).
+
+``slu_f1_normalised`` is an extra figure, not SLURP's: both gold and predicted fillers pass through
+the training text normaliser (punctuation, case) before the same computation. The SLURP-format
+``predictions.jsonl`` written beside the scores has one line per gold recording (fillers as the
+model wrote them), so the official evaluation run on it gives ``slu_f1``.
 """
 
 from __future__ import annotations
@@ -147,16 +157,22 @@ def add_type_counts(gold: list[Entity], pred: list[Entity], into: PerType) -> No
 @dataclass
 class GoldExample:
     file: str  # the recording name written to predictions.jsonl (SLURP's "file")
-    annotation: SluAnnotation
+    annotation: SluAnnotation  # normalised, as training targets are built
+    slurp: SluAnnotation | None = None  # as SLURP's evaluation reads the gold; None: ``annotation``
+
+    @property
+    def as_slurp(self) -> SluAnnotation:
+        return self.slurp if self.slurp is not None else self.annotation
 
 
 @dataclass
 class UttSlu:
     utt_id: str
     gold: SluAnnotation
-    pred: SluAnnotation
+    pred: SluAnnotation  # the normalised hypothesis, parsed
     hyp_text: str | None  # None: no hypothesis
     format_errors: list[str]
+    written: SluAnnotation | None = None  # the hypothesis parsed as written (None: same as pred)
 
 
 @dataclass
@@ -170,10 +186,25 @@ class SluResult:
     transcript: WerResult
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    # the same counts over the predicted recordings only, as SLURP's evaluate.py skips the others
+    script_word: PerType = field(default_factory=dict)
+    script_char: PerType = field(default_factory=dict)
+    script_intent_correct: int = 0
+    # both sides through the text normaliser: an extra figure, not SLURP's
+    normalised_word: PerType = field(default_factory=dict)
+    normalised_char: PerType = field(default_factory=dict)
 
     @property
     def slu(self) -> Counts:
         return total(self.word) + total(self.char)
+
+    @property
+    def slu_script(self) -> Counts:
+        return total(self.script_word) + total(self.script_char)
+
+    @property
+    def slu_normalised(self) -> Counts:
+        return total(self.normalised_word) + total(self.normalised_char)
 
     @property
     def format_errors(self) -> int:
@@ -181,6 +212,7 @@ class SluResult:
 
     def metrics(self) -> dict[str, float]:
         n = len(self.utterances)
+        predicted = n - len(self.missing)
         slu = self.slu
         return {
             "slu_f1": 100 * slu.f1, "slu_precision": 100 * slu.precision, "slu_recall": 100 * slu.recall,
@@ -188,6 +220,9 @@ class SluResult:
             "span_f1": 100 * total(self.span).f1, "slot_type_f1": 100 * total(self.types).f1,
             "intent_accuracy": 100 * self.intent_correct / n if n else 0.0,
             "wer": self.transcript.word.rate, "cer": self.transcript.char.rate,
+            "slu_f1_slurp_script": 100 * self.slu_script.f1,
+            "intent_accuracy_slurp_script": 100 * self.script_intent_correct / predicted if predicted else 0.0,
+            "slu_f1_normalised": 100 * self.slu_normalised.f1,
         }
 
 
@@ -195,8 +230,9 @@ def score_slu(gold: dict[str, GoldExample], hyps: dict[str, str], known_types: s
               normalize: Callable[[str], str] | None = None) -> SluResult:
     """Parse each hypothesis (generated target-format text) and score it against the gold example.
 
-    ``normalize`` (default: ``normalize_text`` keeping the markup) is applied to hypotheses before
-    parsing; gold annotations are expected normalised already (as :mod:`slu_format` builds them).
+    SLURP's figures compare the hypothesis as written with ``GoldExample.as_slurp``. ``normalize``
+    (default: ``normalize_text`` keeping the markup) is applied to hypotheses for the transcript WER,
+    the format errors and ``slu_f1_normalised``, against the normalised ``GoldExample.annotation``.
     """
     if normalize is None:
         from speechprompt.data.text import normalize_text
@@ -204,23 +240,30 @@ def score_slu(gold: dict[str, GoldExample], hyps: dict[str, str], known_types: s
         def normalize(s: str) -> str:
             return normalize_text(s, keep=SLU_MARKUP)
 
-    span, word, char, types = (defaultdict(Counts) for _ in range(4))
-    intent_correct = 0
+    span, word, char, types, script_word, script_char, norm_word, norm_char = (defaultdict(Counts) for _ in range(8))
+    intent_correct = script_intent_correct = 0
     utterances = []
     for utt_id in sorted(gold):
-        g = gold[utt_id].annotation
+        g, ref = gold[utt_id].annotation, gold[utt_id].as_slurp
         text = hyps.get(utt_id)
         if text is None:
-            pred, errors = SluAnnotation(""), []
+            pred, written, errors = SluAnnotation(""), SluAnnotation(""), []
         else:
             parsed = parse(normalize(text), known_types)
             pred, errors = parsed.annotation, parsed.errors
-        add_span_counts(g.entities, pred.entities, span)
-        add_distance_counts(g.entities, pred.entities, word_distance, word)
-        add_distance_counts(g.entities, pred.entities, char_distance, char)
-        add_type_counts(g.entities, pred.entities, types)
-        intent_correct += int(pred.intent == g.intent)
-        utterances.append(UttSlu(utt_id, g, pred, text, errors))
+            written = parse(text).annotation
+        add_span_counts(ref.entities, written.entities, span)
+        add_distance_counts(ref.entities, written.entities, word_distance, word)
+        add_distance_counts(ref.entities, written.entities, char_distance, char)
+        add_type_counts(ref.entities, written.entities, types)
+        intent_correct += int(written.intent == ref.intent)
+        if text is not None:
+            add_distance_counts(ref.entities, written.entities, word_distance, script_word)
+            add_distance_counts(ref.entities, written.entities, char_distance, script_char)
+            script_intent_correct += int(written.intent == ref.intent)
+        add_distance_counts(g.entities, pred.entities, word_distance, norm_word)
+        add_distance_counts(g.entities, pred.entities, char_distance, norm_char)
+        utterances.append(UttSlu(utt_id, g, pred, text, errors, written))
     transcript = score_transcripts(
         {u.utt_id: u.gold.transcript for u in utterances},
         {u.utt_id: u.pred.transcript for u in utterances if u.hyp_text is not None},
@@ -228,7 +271,8 @@ def score_slu(gold: dict[str, GoldExample], hyps: dict[str, str], known_types: s
     missing = [u.utt_id for u in utterances if u.hyp_text is None]
     extra = sorted(set(hyps) - set(gold))
     return SluResult(dict(span), dict(word), dict(char), dict(types), intent_correct, utterances,
-                     transcript, missing, extra)
+                     transcript, missing, extra, dict(script_word), dict(script_char), script_intent_correct,
+                     dict(norm_word), dict(norm_char))
 
 
 def read_gold(path: str | Path, normalize: Callable[[str], str] | None = None, fmt: str = "auto") -> dict[str, GoldExample]:
@@ -249,7 +293,7 @@ def read_gold(path: str | Path, normalize: Callable[[str], str] | None = None, f
                 key = Path(file).stem if Path(file).suffix in (".flac", ".wav") else file
                 if key in gold:
                     raise SluFormatError(f"{path}:{record.line}: recording {key!r} appears twice")
-                gold[key] = GoldExample(file, record.annotation)
+                gold[key] = GoldExample(file, record.annotation, record.slurp)
         return gold
     lines: dict[str, int] = {}
     for utt_id, text in read_transcripts(path, fmt, line_numbers=lines).items():
@@ -257,7 +301,9 @@ def read_gold(path: str | Path, normalize: Callable[[str], str] | None = None, f
         if result.errors:
             raise SluFormatError(f"{path}:{lines[utt_id]}: {utt_id}: gold is not in the target format: "
                                  f"{'; '.join(result.errors)} (expected 'intent | words [ type : filler ]')")
-        gold[utt_id] = GoldExample(utt_id, result.annotation)
+        as_written = parse(text).annotation  # SLURP's reading: fillers lower-cased, nothing else changed
+        entities = [Entity(e.type, e.filler.lower()) for e in as_written.entities]
+        gold[utt_id] = GoldExample(utt_id, result.annotation, SluAnnotation(as_written.intent, entities))
     return gold
 
 
@@ -272,9 +318,12 @@ def slurp_prediction(example: GoldExample, pred: SluAnnotation) -> dict:
 def summary_lines(result: SluResult) -> list[str]:
     m, n = result.metrics(), len(result.utterances)
     span, types, slu = total(result.span), total(result.types), result.slu
+    norm = result.slu_normalised
     lines = [
         f"SLU-F1 {m['slu_f1']:.2f} [ P {m['slu_precision']:.2f}, R {m['slu_recall']:.2f}; "
         f"word-F1 {m['word_f1']:.2f}, char-F1 {m['char_f1']:.2f}; tp {slu.tp:g}, fp {slu.fp:.3f}, fn {slu.fn:.3f} ]",
+        f"SLU-F1-normalised {m['slu_f1_normalised']:.2f} [ not SLURP's figure: gold and predicted fillers both "
+        f"normalised; tp {norm.tp:g}, fp {norm.fp:.3f}, fn {norm.fn:.3f} ]",
         f"Span-F1 {m['span_f1']:.2f} [ tp {span.tp:g}, fp {span.fp:g}, fn {span.fn:g} ]",
         f"Slot-type-F1 {m['slot_type_f1']:.2f} [ tp {types.tp:g}, fp {types.fp:g}, fn {types.fn:g} ]",
         f"Intent-Acc {m['intent_accuracy']:.2f} [ {result.intent_correct} / {n} ]",
@@ -285,6 +334,8 @@ def summary_lines(result: SluResult) -> list[str]:
     if result.missing:
         lines.append(f"missing hypotheses: {len(result.missing)} of {n} (scored as empty predictions): "
                      + " ".join(result.missing[:10]) + (" ..." if len(result.missing) > 10 else ""))
+        lines.append(f"SLURP's evaluate.py skips them: SLU-F1 {m['slu_f1_slurp_script']:.2f}, Intent-Acc "
+                     f"{m['intent_accuracy_slurp_script']:.2f} over the {n - len(result.missing)} predicted")
     if result.extra:
         lines.append(f"extra hypotheses without gold: {len(result.extra)} (not scored): "
                      + " ".join(result.extra[:10]) + (" ..." if len(result.extra) > 10 else ""))
@@ -304,7 +355,8 @@ def write_slu_results(result: SluResult, gold: dict[str, GoldExample], out_dir: 
     (out / "slu_summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
         for u in result.utterances:
-            f.write(json.dumps(slurp_prediction(gold[u.utt_id], u.pred), ensure_ascii=False) + "\n")
+            written = u.written if u.written is not None else u.pred  # fillers as the model wrote them
+            f.write(json.dumps(slurp_prediction(gold[u.utt_id], written), ensure_ascii=False) + "\n")
     with open(out / "slu_per_utt.txt", "w", encoding="utf-8") as f:
         for u in result.utterances:
             f.write(f"{u.utt_id} gold {u.gold.to_text()}\n")
@@ -323,7 +375,8 @@ def write_slu_results(result: SluResult, gold: dict[str, GoldExample], out_dir: 
         "utterances_with_format_errors": [u.utt_id for u in result.utterances if u.format_errors],
         "missing_hypotheses": result.missing,
         "extra_hypotheses": result.extra,
-        "counts": {"slu": result.slu.to_dict(), "word": total(result.word).to_dict(),
+        "counts": {"slu": result.slu.to_dict(), "slu_slurp_script": result.slu_script.to_dict(),
+                   "slu_normalised": result.slu_normalised.to_dict(), "word": total(result.word).to_dict(),
                    "char": total(result.char).to_dict(), "span": total(result.span).to_dict(),
                    "slot_type": total(result.types).to_dict()},
         "per_type": {"word": table(result.word), "char": table(result.char), "span": table(result.span)},

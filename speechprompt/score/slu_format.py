@@ -7,18 +7,19 @@ Format (one line, lowercase, every reserved symbol a token of its own)::
     alarm_set | wake me up at [ time : five am ] on [ date : friday ]
     weather_query | what is the weather like
 
-- The intent is one token (SLURP writes ``<scenario>_<action>``); `` | `` ends it.
-- Reserved symbols ``[ ] : |`` never occur inside words (they are replaced by spaces when a
-  target is built), so the text reads back unambiguously: :func:`parse` inverts
-  :meth:`SluAnnotation.to_text` exactly (``parse(a.to_text()).annotation == a``).
+- The intent is one token (SLURP's ``<scenario>_<action>``); `` | `` ends it.
+- A reserved symbol ``[ ] : |`` (or a backslash) inside a word or filler is written escaped with a
+  backslash (SLURP has fillers such as ``10:30``: ``[ time : 10\\:30 ]``), so the text reads back
+  unambiguously: :func:`parse` inverts :meth:`SluAnnotation.to_text` exactly
+  (``parse(a.to_text()).annotation == a``). Intents and slot types never contain them.
 - Spaces around the symbols keep them separate tokens for BPE / character tokenizers alike;
   :func:`parse` also accepts them without spaces (SLURP's ``[time : five am]``).
 - Words pass through :func:`speechprompt.data.text.normalize_text` when a target is built from an
   annotation, the same normalisation as ASR targets and scoring. Normalising a finished target
   again must keep the markup: ``normalize_text(target, keep=SLU_MARKUP) == target``.
 
-Targets come from SLURP-style JSONL (:func:`read_slurp_jsonl`): ``intent`` (or ``scenario`` +
-``action``), ``tokens`` (``[{"surface": ...}]``) with ``entities`` ``[{"type", "span": [token
+Targets come from SLURP-style JSONL (:func:`read_slurp_jsonl`): ``scenario`` + ``action`` (the
+intent SLURP's evaluation scores; the record's own ``intent`` field is used only without them), ``tokens`` (``[{"surface": ...}]``) with ``entities`` ``[{"type", "span": [token
 indices]}]``, or else ``sentence_annotation`` (``wake me up at [time : five am]``), or a plain
 ``sentence`` without entities.
 
@@ -36,10 +37,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RESERVED = "[]:|"
+ESCAPE = "\\"
 # What ``normalize_text(text, keep=SLU_MARKUP)`` must keep so that a target survives normalisation
-# unchanged (the reserved symbols, and '_' of intents and slot types such as place_name).
-SLU_MARKUP = RESERVED + "_"
-_TOKEN = re.compile(r"[\[\]:|]|[^\s\[\]:|]+")
+# unchanged (the reserved symbols, '_' of intents and slot types such as place_name, the escape).
+SLU_MARKUP = RESERVED + "_" + ESCAPE
+# a markup symbol alone, or a word: escaped symbols and any other non-space characters
+_TOKEN = re.compile(r"[\[\]:|]|(?:\\[\[\]:|\\]|[^\s\[\]:|])+")
+_ESCAPED = re.compile(r"\\([\[\]:|\\])")
+_TO_ESCAPE = re.compile(r"([\[\]:|\\])")
+
+
+def escape_word(word: str) -> str:
+    """A word or filler as written in the target: reserved symbols and backslashes escaped."""
+    return _TO_ESCAPE.sub(r"\\\1", word)
+
+
+def unescape_word(token: str) -> str:
+    """Inverse of :func:`escape_word` (a backslash before anything else stays as it is)."""
+    return _ESCAPED.sub(r"\1", token)
 
 
 class SluFormatError(ValueError):
@@ -71,7 +86,8 @@ class SluAnnotation:
         return " ".join(p.filler if isinstance(p, Entity) else p for p in self.pieces)
 
     def to_text(self) -> str:
-        body = " ".join(f"[ {p.type} : {p.filler} ]" if isinstance(p, Entity) else p for p in self.pieces)
+        body = " ".join(f"[ {p.type} : {escape_word(p.filler)} ]" if isinstance(p, Entity) else escape_word(p)
+                        for p in self.pieces)
         return f"{self.intent} | {body}".rstrip()
 
 
@@ -88,13 +104,22 @@ class SlurpRecord:
     line: int
     ids: list[str]  # recording file names, or the example id when there are none
     annotation: SluAnnotation
+    # the gold as SLURP's evaluation reads it: intent scenario_action, entities from slurp_entities
+    slurp: SluAnnotation | None = None
 
 
 def clean_words(text: str, normalize: Callable[[str], str] | None) -> list[str]:
-    """Normalise ``text`` and split it into words free of reserved symbols."""
+    """Normalise ``text`` and split it into words free of reserved symbols (for intents and types)."""
     if normalize is not None:
         text = normalize(text)
     return text.translate({ord(c): " " for c in RESERVED}).split()
+
+
+def spoken_words(text: str, normalize: Callable[[str], str] | None) -> list[str]:
+    """Normalise ``text`` and split it into words; reserved symbols stay (``to_text`` escapes them)."""
+    if normalize is not None:
+        text = normalize(text)
+    return text.split()
 
 
 def _parse_slot(tokens: list[str], errors: list[str], known_types: set[str] | None) -> Entity | None:
@@ -112,14 +137,14 @@ def _parse_slot(tokens: list[str], errors: list[str], known_types: set[str] | No
         return None
     if len(type_tokens) > 1:
         errors.append(f"slot type of {len(type_tokens)} words: [ {' '.join(tokens)} ]")
-    slot_type = "_".join(type_tokens)
+    slot_type = "_".join(unescape_word(t) for t in type_tokens)
     if not filler:
         errors.append(f"slot with empty filler: [ {' '.join(tokens)} ]")
         return None
     if known_types is not None and slot_type not in known_types:
         # Kept as a prediction (it is charged as a false positive); dropping it would reward the error.
         errors.append(f"unknown slot type {slot_type!r}")
-    return Entity(slot_type, " ".join(filler))
+    return Entity(slot_type, " ".join(unescape_word(t) for t in filler))
 
 
 def _spoken_words(slot_tokens: list[str]) -> list[str]:
@@ -127,7 +152,7 @@ def _spoken_words(slot_tokens: list[str]) -> list[str]:
     is one (the type is not spoken), else every word."""
     if ":" in slot_tokens:
         slot_tokens = slot_tokens[slot_tokens.index(":") + 1 :]
-    return [t for t in slot_tokens if t not in RESERVED]
+    return [unescape_word(t) for t in slot_tokens if t not in RESERVED]
 
 
 def _parse_body(tokens: list[str], errors: list[str], known_types: set[str] | None) -> list[str | Entity]:
@@ -140,7 +165,7 @@ def _parse_body(tokens: list[str], errors: list[str], known_types: set[str] | No
             elif token in RESERVED:
                 errors.append(f"stray {token!r} outside a slot")
             else:
-                pieces.append(token)
+                pieces.append(unescape_word(token))
         elif token == "]":
             entity = _parse_slot(open_slot, errors, known_types)
             if entity is not None:
@@ -176,7 +201,7 @@ def parse(text: str, known_types: set[str] | None = None) -> ParseResult:
             errors.append("empty intent before ' | '")
         elif len(intent_tokens) > 1:
             errors.append(f"intent of {len(intent_tokens)} words: {' '.join(intent_tokens)!r}")
-        intent = "_".join(intent_tokens)
+        intent = "_".join(unescape_word(t) for t in intent_tokens)
     else:
         errors.append("no ' | ' between intent and words")
         intent, body = "", tokens
@@ -207,25 +232,50 @@ def _pieces_from_tokens(record: dict, words: list[str], normalize, where: str) -
     while i < len(words):
         if i in starts:
             end, slot_type = starts[i]
-            filler = clean_words(" ".join(words[i : end + 1]), normalize)
+            filler = spoken_words(" ".join(words[i : end + 1]), normalize)
             if not filler:
                 raise SluFormatError(f"{where}: entity {slot_type} has no words left after normalisation")
             pieces.append(Entity(slot_type, " ".join(filler)))
             i = end + 1
         else:
-            pieces.extend(clean_words(words[i], normalize))
+            pieces.extend(spoken_words(words[i], normalize))
             i += 1
     return pieces
 
 
-def annotation_from_slurp(record: dict, normalize: Callable[[str], str] | None, where: str = "record") -> SluAnnotation:
-    """Build the target annotation of one SLURP-style record (see the module docstring)."""
-    intent = record.get("intent")
-    if not intent and record.get("scenario") and record.get("action"):
-        intent = f"{record['scenario']}_{record['action']}"
+def slurp_intent(record: dict, where: str = "record") -> str:
+    """``scenario_action`` as SLURP's evaluation scores it; the ``intent`` field only without them
+    (in SLURP's test set the two differ in 37 records)."""
+    scenario, action = record.get("scenario"), record.get("action")
+    if isinstance(scenario, str) and scenario.strip() and isinstance(action, str) and action.strip():
+        intent = f"{scenario}_{action}"
+    else:
+        intent = record.get("intent")
     if not isinstance(intent, str) or not intent.strip():
         raise SluFormatError(f"{where}: no 'intent' (or 'scenario' and 'action')")
-    intent = "_".join(clean_words(intent, None))
+    return "_".join(clean_words(intent, None))
+
+
+def slurp_entities(record: dict, where: str = "record") -> list[Entity] | None:
+    """The gold entities exactly as SLURP's evaluation reads them: each filler is the entity's
+    ``tokens[i].surface`` lower-cased and joined by single spaces, in ``span`` order; types as
+    written. None for a record without ``tokens`` (SLURP's script cannot read it)."""
+    tokens = record.get("tokens")
+    if tokens is None:
+        return None
+    words = [t.get("surface", "") if isinstance(t, dict) else str(t) for t in tokens]
+    entities = []
+    for k, entity in enumerate(record.get("entities") or []):
+        span = entity.get("span") if isinstance(entity, dict) else None
+        if not isinstance(span, list) or not all(isinstance(i, int) and 0 <= i < len(words) for i in span):
+            raise SluFormatError(f"{where}: entity {k} needs 'span': token indices within the {len(words)} tokens")
+        entities.append(Entity(str(entity.get("type")), " ".join(words[i].lower() for i in span)))
+    return entities
+
+
+def annotation_from_slurp(record: dict, normalize: Callable[[str], str] | None, where: str = "record") -> SluAnnotation:
+    """Build the target annotation of one SLURP-style record (see the module docstring)."""
+    intent = slurp_intent(record, where)
     tokens = record.get("tokens")
     if tokens is not None:
         words = [t.get("surface", "") if isinstance(t, dict) else str(t) for t in tokens]
@@ -237,19 +287,19 @@ def annotation_from_slurp(record: dict, normalize: Callable[[str], str] | None, 
         pieces: list[str | Entity] = []
         for piece in result.annotation.pieces:
             if isinstance(piece, Entity):
-                filler = clean_words(piece.filler, normalize)
+                filler = spoken_words(piece.filler, normalize)
                 if not filler:
                     raise SluFormatError(f"{where}: entity {piece.type} has no words left after normalisation")
                 pieces.append(Entity(piece.type, " ".join(filler)))
             else:
-                pieces.extend(clean_words(piece, normalize))
+                pieces.extend(spoken_words(piece, normalize))
         return SluAnnotation(intent, pieces)
     if record.get("entities"):
         raise SluFormatError(f"{where}: entities need 'tokens' with 'span', or a 'sentence_annotation'")
     sentence = record.get("sentence")
     if not isinstance(sentence, str):
         raise SluFormatError(f"{where}: no 'sentence', 'tokens' or 'sentence_annotation'")
-    return SluAnnotation(intent, clean_words(sentence, normalize))
+    return SluAnnotation(intent, spoken_words(sentence, normalize))
 
 
 def read_json_objects(path: str | Path, error: type[Exception] = SluFormatError) -> list[tuple[int, dict]]:
@@ -287,5 +337,9 @@ def read_slurp_jsonl(path: str | Path, normalize: Callable[[str], str] | None) -
             if example_id is None:
                 raise SluFormatError(f"{where}: no 'recordings' with 'file', and no 'slurp_id' / 'id'")
             ids = [str(example_id)]
-        records.append(SlurpRecord(number, ids, annotation_from_slurp(record, normalize, where)))
+        annotation = annotation_from_slurp(record, normalize, where)
+        entities = slurp_entities(record, where)
+        if entities is None:  # no tokens (not SLURP's release format): the annotation's own entities
+            entities = annotation.entities
+        records.append(SlurpRecord(number, ids, annotation, SluAnnotation(annotation.intent, list(entities))))
     return records

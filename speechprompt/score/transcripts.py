@@ -10,6 +10,7 @@ Blank lines carry no utterance and are skipped; everything else that cannot be r
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -26,6 +27,9 @@ def _read_lines(path: Path) -> list[str]:
         raw = path.read_bytes()
     except OSError as err:
         raise TranscriptError(f"{path}: cannot read transcript file ({err.strerror})") from err
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+        logging.getLogger(__name__).warning("%s starts with a UTF-8 byte-order mark (BOM); it is ignored", path)
     lines = raw.split(b"\n")
     out = []
     for number, line in enumerate(lines, start=1):

@@ -3,7 +3,9 @@
 The artifact holds what inference needs and nothing that could run code: the method's final
 tables (never its training-time reparameterisation), a re-initialised vocabulary when there is one,
 the method's hyperparameters, and the name and fingerprint of the backbone it was trained on.
-Loading onto another backbone fails and names both fingerprints.
+Loading onto another backbone fails and names both fingerprints. ``task.json`` records the sha256
+of the other files, verified at load (:mod:`artifact_check`); a table with NaN or infinite values
+is refused.
 """
 
 from __future__ import annotations
@@ -14,20 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from speechprompt.tuning.artifact_check import (
+    ArtifactError,
+    artifact_checksums,
+    check_finite,
+    read_tensors,
+    tensor_metadata,
+    verify_checksums,
+)
 from speechprompt.tuning.model import TunedModel, build_tuned_model
-from speechprompt.tuning.registry import make_config
+from speechprompt.tuning.registry import METHODS, make_config
 
 FORMAT = "speechprompt-task"
 VERSION = 1
 TENSORS = "task.safetensors"
 META = "task.json"
 TOKENIZER = "tokenizer"
-
-
-class ArtifactError(ValueError):
-    """An artifact that cannot be read or does not fit the given backbone/model."""
 
 
 def backbone_name(backbone) -> str:
@@ -77,6 +83,7 @@ def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str |
     if hasattr(model.backbone, "pad_to_window"):  # how the encoder saw the audio in training: decoding follows
         meta["pad_to_window"] = bool(model.backbone.pad_to_window)
     meta["task_prefixes"] = {name: prefix for name, prefix in zip(model.task_names, model.task_prefixes, strict=True)}
+    meta["checksums"] = artifact_checksums(directory, [TENSORS] + ([TOKENIZER] if tokenizer_dir is not None else []))
     (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
@@ -96,7 +103,17 @@ def read_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, torc
         raise ArtifactError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     if meta.get("version", 0) > VERSION:
         raise ArtifactError(f"{meta_path}: version {meta['version']} is newer than this speechprompt ({VERSION})")
-    return meta, load_file(str(tensor_path))
+    if meta.get("method") not in METHODS:
+        raise ArtifactError(f"{meta_path}: method {meta.get('method')!r} is not one of {sorted(METHODS)}; "
+                            "was the file edited? export the artifact again")
+    verify_checksums(directory, meta, META)
+    state = read_tensors(tensor_path)
+    saved_method = tensor_metadata(tensor_path).get("method")
+    if saved_method is not None and saved_method != meta["method"]:
+        raise ArtifactError(f"{meta_path}: method '{meta['method']}', but {tensor_path} holds '{saved_method}' "
+                            "tables; the two files come from different artifacts (or task.json was edited)")
+    check_finite(state, tensor_path)
+    return meta, state
 
 
 def check_fingerprint(directory: Path, meta: dict[str, Any], name: str, fingerprint: str) -> None:
@@ -123,10 +140,23 @@ def load_task(artifact_dir: str | Path, backbone, trainable: bool = False) -> Tu
     values = dict(meta["config"])
     if "init" in values:  # the saved table replaces any initialisation
         values.update(init="uniform", init_artifact=None)
-    model = build_tuned_model(backbone, make_config(meta["method"], values), fingerprint=fingerprint)
+    try:
+        model = build_tuned_model(backbone, make_config(meta["method"], values), fingerprint=fingerprint)
+    except ValueError as err:  # ConfigError and the methods' own checks
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ArtifactError(f"{directory / META}: its '{meta['method']}' settings do not build a model: {first}") from err
     method_state, vocab_state = split_state(state)
-    load_vocab(model, vocab_state, directory)
-    model.method.load_exported(method_state)
+    try:
+        load_vocab(model, vocab_state, directory)
+        model.method.load_exported(method_state)
+    except ArtifactError:
+        model.method.detach_hooks()
+        raise
+    except (RuntimeError, KeyError, ValueError) as err:
+        model.method.detach_hooks()
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ArtifactError(f"{directory / TENSORS}: its tables do not fit the '{meta['method']}' model that "
+                            f"{META} describes ({first}); the two files come from different artifacts") from err
     model.artifact_meta = meta
     if not trainable:
         model.requires_grad_(False)

@@ -50,10 +50,10 @@ def test_round_trip_and_normaliser_keeps_markup():
     assert parse("alarm_set|wake me up at [time:five am] [date:this friday]").annotation == annotation
 
 
-def test_reserved_symbols_never_reach_words():
+def test_reserved_symbols_in_words_are_escaped_and_read_back():
     record = {"intent": "x_y", "tokens": [{"surface": "a[b"}, {"surface": "c|d:e"}], "entities": [{"type": "t", "span": [1]}]}
     annotation = annotation_from_slurp(record, None)
-    assert annotation.to_text() == "x_y | a b [ t : c d e ]"
+    assert annotation.to_text() == "x_y | a\\[b [ t : c\\|d\\:e ]"
     assert parse(annotation.to_text()).annotation == annotation
 
 

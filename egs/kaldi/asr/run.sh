@@ -45,9 +45,9 @@ run_stage 0 "validate the data dirs" validate_all
 train=$train_dir; dev=$dev_dir; test=$test_dir
 if $quick; then
   subsets() {
-    speechprompt data subset "$train_dir" "$exp/data/train" --seconds 300 --seed 0 &&
-    speechprompt data subset "$dev_dir" "$exp/data/dev" --seconds 60 --seed 0 &&
-    speechprompt data subset "$test_dir" "$exp/data/test" --seconds 120 --seed 0
+    speechprompt data subset "$train_dir" "$exp/data/train" --seconds 300 --seed 0 --overwrite &&
+    speechprompt data subset "$dev_dir" "$exp/data/dev" --seconds 60 --seed 0 --overwrite &&
+    speechprompt data subset "$test_dir" "$exp/data/test" --seconds 120 --seed 0 --overwrite
   }
   run_stage 1 "seeded subsets for the smoke run" subsets
   train=$exp/data/train; dev=$exp/data/dev; test=$exp/data/test
