@@ -22,11 +22,16 @@ import time
 import torch
 
 
-def load_utterances(test_dir: str, count: int) -> tuple[list[str], list, dict[str, str]]:
+def load_utterances(test_dir: str, count: int, max_seconds: float) -> tuple[list[str], list, dict[str, str]]:
+    """The first ``count`` utterances that fit the checkpoint's window (longer ones are counted and named)."""
     from speechprompt.data.kaldi_dir import DataDir
 
     data = DataDir.read(test_dir)
-    ids = data.utt_ids[:count]
+    durations = data.durations()
+    too_long = [u for u in data.utt_ids if durations[u] > max_seconds]
+    if too_long:
+        print(f"left out {len(too_long)} utterance(s) longer than the {max_seconds:g} s window: {' '.join(too_long)}")
+    ids = [u for u in data.utt_ids if durations[u] <= max_seconds][:count]
     return ids, [data.load_audio(u) for u in ids], {u: data.text[u] for u in ids}
 
 
@@ -95,7 +100,7 @@ def main() -> None:
     folder = resolve_backbone(args.backbone)
     tokenizer = load_tokenizer(folder, args.language)
     model = build_tuned_model(load_backbone(folder), "zero_shot", tokenizer.method_options()).eval()
-    ids, waves, refs = load_utterances(args.test, args.n)
+    ids, waves, refs = load_utterances(args.test, args.n, model.backbone.window_samples / 16000)
     seconds = sum(len(w) for w in waves) / 16000
     normaliser = "whisper_english" if tokenizer.language in (None, "en") else "whisper_basic"
     normalise = get_normalizer(normaliser)
