@@ -15,7 +15,6 @@ unpickled: a checkpoint handed over by someone else cannot run code.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import random
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from speechprompt.tuning.artifact_check import sha256_of
 
 STEP_PREFIX = "step-"
 
@@ -105,14 +106,6 @@ def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 # ---------------------------------------------------------------- files
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -148,7 +141,7 @@ def save_checkpoint(
     for name, tensors in files.items():
         save_file(tensors, str(tmp / name))
         _fsync(tmp / name)
-        state["files"][name] = {"bytes": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)}
+        state["files"][name] = {"bytes": (tmp / name).stat().st_size, "sha256": sha256_of(tmp / name)}
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     _fsync(tmp / "state.json")
     if final.exists():  # re-saving the same step (e.g. after a resume): swap, then drop the old one
@@ -178,7 +171,7 @@ def verify_checkpoint(directory: str | Path) -> dict:
         size = path.stat().st_size
         if size != info["bytes"]:
             raise CheckpointError(f"{path} has {size} bytes, expected {info['bytes']}: the file is truncated or corrupt")
-        if _sha256(path) != info["sha256"]:
+        if sha256_of(path) != info["sha256"]:
             raise CheckpointError(f"{path} does not match its SHA-256 in state.json: the file is corrupt")
     return state
 

@@ -135,17 +135,8 @@ class WhisperCheckpointTokenizer(Tokenizer):
         return list(self.hf.encode(" " + text, add_special_tokens=False).ids)
 
     def decode(self, ids: Iterable[int]) -> str:
-        kept = [i for i in self._strip_specials(ids) if i < self.eos_id]
+        kept = [i for i in self._strip_specials(ids) if i < self.eos_id]  # text tokens lie below <|endoftext|>
         return self.hf.decode(kept, skip_special_tokens=True).strip()
-
-    def _strip_specials(self, ids: Iterable[int]) -> list[int]:
-        kept = []
-        for i in ids:
-            i = int(i)
-            if i == self.eos_id:
-                break
-            kept.append(i)
-        return kept
 
     def method_options(self) -> dict:
         """Tuning-method options that let this tokenizer drive the decoder: the checkpoint's special ids,
