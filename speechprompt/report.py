@@ -47,6 +47,7 @@ from pathlib import Path
 PRIMARY_METRIC = {"asr": "wer", "slu": "slu_f1"}
 LOWER_IS_BETTER = {"wer", "cer", "ser"}
 REFERENCE_METHOD = "finetune"
+ZERO_SHOT_METHOD = "zero_shot"  # the untouched backbone: a second reference where the backbone already does the task
 # Above this error rate (%) the fine-tuned reference does not transcribe the target at all, and the
 # relative changes against it compare failing systems: the report says so under the table.
 MEANINGFUL_ERROR_RATE = 50.0
@@ -233,15 +234,16 @@ def fmt_metric(row: Row, metric: str) -> str:
     return f"{row.mean(metric):.2f} ± {std:.2f}" if std is not None else f"{row.mean(metric):.2f}"
 
 
-def relative_change(rows: list[Row], row: Row, metric: str) -> str:
-    if row.method == REFERENCE_METHOD:
+def relative_change(rows: list[Row], row: Row, metric: str, reference_method: str = REFERENCE_METHOD) -> str:
+    """The row's metric relative to the ``reference_method`` row of the same data size, e.g. ``-12.5%``."""
+    if row.method == reference_method:
         return "(reference)"
-    reference = [r for r in rows if r.data_size == row.data_size and r.method == REFERENCE_METHOD]
+    reference = [r for r in rows if r.data_size == row.data_size and r.method == reference_method]
     if not reference:
-        return "n/a (no finetune run)"
+        return f"n/a (no {reference_method} run)"
     base = reference[0].mean(metric)
     if base == 0:
-        return "n/a (finetune is 0)"
+        return f"n/a ({reference_method} is 0)"
     return f"{100 * (row.mean(metric) - base) / base:+.1f}%"
 
 
@@ -268,14 +270,18 @@ def failing_reference_warning(rows: list[Row], metric: str) -> list[str]:
 
 def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
     better = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+    # a backbone that already does the task has an untouched reference row too: changes against it
+    zero_shot = any(r.method == ZERO_SHOT_METHOD for r in rows)
     head = ["data", "method", f"{metric} ({better})", *also, "seeds", f"{metric} vs finetune",
+            *([f"{metric} vs zero_shot"] if zero_shot else []),
             "trainable params", "% of backbone", "artifact", "adaptation time"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         trainable, backbone = row.same("trainable_params"), row.same("backbone_params")
         cells = [
             row.data_size, row.method, fmt_metric(row, metric), *(fmt_metric(row, m) for m in also),
-            str(len(row.runs)), relative_change(rows, row, metric), fmt_count(trainable),
+            str(len(row.runs)), relative_change(rows, row, metric),
+            *([relative_change(rows, row, metric, ZERO_SHOT_METHOD)] if zero_shot else []), fmt_count(trainable),
             f"{100 * trainable / backbone:.3g}%", fmt_bytes(row.same("artifact_bytes")),
             fmt_seconds(statistics.fmean(r.wall_seconds for r in row.runs)),
         ]
@@ -338,8 +344,8 @@ def write_report(exp_dir: Path, out: Path, command: str, metric: str | None = No
         direction = "negative" if name in LOWER_IS_BETTER else "positive"
         lines += [
             f"## {task.upper()}, backbone {backbone}", "",
-            f"{name} (%){on}: mean ± sample std over seeds. \"vs finetune\": relative change of the mean "
-            f"against the finetune row of the same data size ({direction} is better).", "",
+            f"{name} (%){on}: mean ± sample std over seeds. \"vs finetune\" (\"vs zero_shot\"): relative change of "
+            f"the mean against the finetune (zero_shot) row of the same data size ({direction} is better).", "",
             *markdown_table(rows, name, also), "",
             *failing_reference_warning(rows, name),
         ]

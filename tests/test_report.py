@@ -144,3 +144,13 @@ def test_write_result_takes_metrics_from_a_score_folder(tmp_path):
     with pytest.raises(ReportError, match="field 'seed'"):
         write_result(tmp_path / "bad" / "result.json", metrics={"wer": 1.0}, **{**fields, "seed": 1.5})
     assert not (tmp_path / "bad" / "result.json").exists()
+
+
+def test_a_zero_shot_row_adds_the_change_against_it(exp, tmp_path):
+    fake_result(exp, "zero_shot", "10min", 0, 80.0, 0)
+    rows = table_rows(write_report(exp, tmp_path / "RESULTS.md", "speechprompt report exp").read_text())
+    # columns: data, method, wer, seeds, vs finetune, vs zero_shot, ...
+    assert rows[("data", "method")][5] == "wer vs zero_shot"
+    assert rows[("10min", "prompt")][4:6] == ["+25.0%", "-37.5%"]  # (50-40)/40, (50-80)/80
+    assert rows[("10min", "zero_shot")][5] == "(reference)"
+    assert rows[("1h", "prompt")][5] == "n/a (no zero_shot run)"

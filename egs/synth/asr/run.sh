@@ -53,4 +53,4 @@ adapt_all() {
 
 run_stage 2 "adapt $backbone with every method ($sizes)" adapt_all
 
-run_stage 3 "results table (with run_scratch.sh's rows when present)" speechprompt report "$exp" --out "$results"
+run_stage 3 "results table (with run_scratch.sh's rows when present)" speechprompt report "$exp" --also cer --out "$results"
