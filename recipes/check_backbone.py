@@ -8,6 +8,7 @@ Examples:
     python -m recipes.check_backbone ../../synth/asr/exp/scratch/wav2seq \\
         --made-by "cd egs/synth/asr && ./run_scratch.sh --stop-stage 2"
     python -m recipes.check_backbone /models/my_backbone
+    python -m recipes.check_backbone --kind whisper-base      # prints checkpoint (or scratch)
 """
 
 from __future__ import annotations
@@ -43,12 +44,28 @@ def check_backbone(path: str | Path, made_by: str = "", load: bool = True) -> st
             f"vocabulary {backbone.vocab_size}")
 
 
+def backbone_kind(spec: str) -> str:
+    """"checkpoint" for a released checkpoint (a fetchable name or hub alias, or a folder holding its own
+    tokenizer), else "scratch" (a backbone made here: the recipe trains a tokenizer of its targets)."""
+    from speechprompt.backbones.fetch import HUB_ALIASES, PINNED
+    from speechprompt.data.whisper_tokenizer import is_checkpoint_tokenizer_dir
+
+    if spec in PINNED or spec in HUB_ALIASES:
+        return "checkpoint"
+    return "checkpoint" if Path(spec).is_dir() and is_checkpoint_tokenizer_dir(spec) else "scratch"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("backbone", type=Path, help="backbone folder (load_backbone)")
     parser.add_argument("--made-by", default="", help="the command that builds this backbone (named in the error)")
     parser.add_argument("--no-load", action="store_true", help="only check the files, do not load the weights")
+    parser.add_argument("--kind", action="store_true",
+                        help="only print 'checkpoint' (a released checkpoint, by name or folder) or 'scratch'")
     args = parser.parse_args(argv)
+    if args.kind:
+        print(backbone_kind(str(args.backbone)))
+        return 0
     try:
         print(check_backbone(args.backbone, args.made_by, load=not args.no_load))
     except RecipeError as err:

@@ -18,15 +18,16 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 
 
 def _methods(script: Path) -> list[str]:
-    match = re.search(r'^methods="([^"]+)"', script.read_text(), re.M)
-    assert match, f"{script}: no methods=\"...\" line"
-    return match.group(1).split(",")
+    """Every method the script may run: its methods="..." line and any *_methods="..." alternative."""
+    found = re.findall(r'^\w*methods="([^"]+)"', script.read_text(), re.M)
+    assert found, f"{script}: no methods=\"...\" line"
+    return sorted({method for line in found for method in line.split(",")})
 
 
-def _conf(script: Path) -> Path:
-    """The config folder the script hands to recipes.adapt (--conf, default conf)."""
-    match = re.search(r"^[^#\n]*--conf ([\w/.-]+)", script.read_text(), re.M)  # not in a comment
-    return script.parent / (match.group(1).strip('"') if match else "conf")
+def _confs(script: Path) -> list[Path]:
+    """The config folders a script may hand to recipes.adapt: conf/ and those below it (conf/checkpoint)."""
+    conf = script.parent / "conf"
+    return [d for d in (conf, *sorted(conf.glob("*/"))) if (d / "method").is_dir()]
 
 
 def test_there_are_recipes():
@@ -46,15 +47,17 @@ def test_run_sh_parses_helps_and_rejects_unknown_options(script, tmp_path):
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_method_of_a_recipe_has_a_config(script):
-    conf = _conf(script)
-    for method in _methods(script):
-        for quick in (False, True):
-            config = method_config(conf, method, quick)
-            if method in UNTRAINED:  # nothing to train: the common decode settings only
-                assert set(config) == {"decode"}
-                continue
-            assert config["method"]["name"] == method, f"{conf}/method/{method}.yaml names another method"
-            assert "optim" in config and "decode" in config
+    confs = _confs(script)
+    assert confs, f"{script}: no conf/method folder"
+    for conf in confs:
+        for method in _methods(script):
+            for quick in (False, True):
+                config = method_config(conf, method, quick)
+                if method in UNTRAINED:  # nothing to train: the common decode settings only
+                    assert set(config) == {"decode"}
+                    continue
+                assert config["method"]["name"] == method, f"{conf}/method/{method}.yaml names another method"
+                assert "optim" in config and "decode" in config
 
 
 def test_zero_shot_decodes_with_the_common_decode_settings():
