@@ -205,7 +205,7 @@ def save_zero_shot(args: argparse.Namespace, artifact: Path, text_prompt: bool =
     if tokenizer.kind == "whisper":
         options = tokenizer.method_options()
         if text_prompt:
-            options["task_prefix"] = previous_text_prefix(tokenizer, Path(args.train)) + tokenizer.prefix_ids
+            options["task_prefix"] = previous_text_prefix(tokenizer, args) + tokenizer.prefix_ids
     elif text_prompt:
         raise SystemExit("adapt: text_prompt needs a released checkpoint's tokenizer (it has <|startofprev|>)")
     else:
@@ -215,19 +215,22 @@ def save_zero_shot(args: argparse.Namespace, artifact: Path, text_prompt: bool =
     model = build_tuned_model(load_backbone(backbone_dir), ZERO_SHOT, options)
     if tokenizer.kind == "whisper":  # the artifact records the tokenizer with its language
         tokenizer_dir = tokenizer.save(artifact.parent / "tokenizer")
-    model.save_artifact(artifact, tokenizer_dir=tokenizer_dir)
+    model.save_artifact(artifact, tokenizer_dir=tokenizer_dir, output=args.task)
     return 0.0
 
 
-def previous_text_prefix(tokenizer, train_dir: Path) -> list[int]:
-    """``<|startofprev|>`` + the first training transcripts (in file order) up to TEXT_PROMPT_TOKENS tokens."""
-    from speechprompt.data.kaldi_dir import DataDir
+def previous_text_prefix(tokenizer, args: argparse.Namespace) -> list[int]:
+    """``<|startofprev|>`` + the first training targets (in file order) up to TEXT_PROMPT_TOKENS tokens
+    (for slot filling the target lines themselves, so the prompt shows the output format)."""
+    from speechprompt.data.targets import read_with_targets
     from speechprompt.data.text import normalize_text
+    from speechprompt.score.slu_format import SLU_MARKUP
 
-    data = DataDir.read(train_dir)
+    data = read_with_targets(args.train, args.text_file or DEFAULT_TEXT_FILE[args.task])
+    keep = SLU_MARKUP if args.task == "slu" else ""
     ids: list[int] = []
     for utt in data.utt_ids:
-        more = tokenizer.encode(normalize_text(data.text.get(utt, "")))
+        more = tokenizer.encode(normalize_text(data.text.get(utt, ""), keep=keep))
         if ids and len(ids) + len(more) > TEXT_PROMPT_TOKENS:
             break
         ids += more[:TEXT_PROMPT_TOKENS]

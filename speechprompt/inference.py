@@ -130,7 +130,7 @@ def is_slu_artifact(meta: dict[str, Any], tokenizer: Tokenizer | None) -> bool:
     """SLU when task.json says so, else when the tokenizer writes every slot-markup symbol."""
     if "output" in meta:
         return meta["output"] == "slu"
-    if tokenizer is None:
+    if tokenizer is None or tokenizer.kind == "whisper":  # a byte-level BPE writes any symbol: says nothing
         return False
     return all(tokenizer.encode(symbol) and tokenizer.unk_id not in tokenizer.encode(symbol) for symbol in RESERVED)
 

@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# egs/synth/slu — spoken slot filling by prompting a Wav2Seq backbone, compared with fine-tuning.
+# egs/synth/slu — spoken slot filling by prompting a frozen speech encoder-decoder, compared with fine-tuning.
 #
 # The model hears a command and writes its intent, words and slots in one line
 # ('alarm_set | wake me up at [ time : five am ]'); every tuning method adapts the same frozen
-# Wav2Seq backbone with 200 and 1000 labelled utterances of the synthetic SLURP-like corpus;
-# the test set (held-out templates, slot values and voices) is scored with SLU-F1, span F1,
-# intent accuracy and WER, and RESULTS.md compares each method with fine-tuning.
+# backbone (the released whisper-tiny.en by default, with its own tokenizer) with 200 and 1000 labelled
+# utterances of the synthetic SLURP-like corpus, next to two zero-training rows (the checkpoint as it
+# is, and given a previous-text prompt of training targets); the test set (held-out templates, slot values
+# and voices) is scored with SLU-F1, span F1, intent accuracy and WER, and RESULTS.md compares each method
+# with fine-tuning.
 #
 #   ./run.sh                      # the full run
-#   ./run.sh --quick --results RESULTS.quick.md   # every stage at tiny sizes (a few minutes; what CI runs)
-#   ./run.sh --backbone here      # pretrain a Wav2Seq backbone here instead of reusing egs/synth/asr's
+#   ./run.sh --quick --results RESULTS.quick.md   # every stage at tiny sizes (a few minutes)
+#   ./run.sh --backbone here      # pretrain a Wav2Seq backbone here instead of using a released checkpoint
 #   ./run.sh --stage 5 --seeds "1 2 3"
 # Options: see recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results, --force), and
-#   --backbone auto|asr|here   where the Wav2Seq backbone comes from (default auto): asr reuses the one
-#                              egs/synth/asr pretrained (<asr-exp>/wav2seq), here pretrains one in this
-#                              recipe with the same stages on the same synthetic pretraining audio, auto
-#                              reuses egs/synth/asr's when it exists (or this recipe's own, once made), else here
+#   --backbone NAME|DIR|auto|asr|here   a released checkpoint by name or folder (default whisper-tiny.en), or
+#                              a Wav2Seq backbone made here: asr reuses the one egs/synth/asr/run_scratch.sh
+#                              pretrained (<asr-exp>/wav2seq), here pretrains one in this recipe with the same
+#                              stages on the same synthetic pretraining audio, auto reuses egs/synth/asr's when
+#                              it exists (or this recipe's own, once made), else here
 #   --asr-exp DIR              egs/synth/asr experiment folder (default ../asr/exp, ../asr/exp_quick with --quick)
 set -euo pipefail
 cd "$(dirname "$0")"
-methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
+methods="zero_shot,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
+scratch_methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
 extra_opts=(backbone asr_exp)
-backbone=auto
+backbone=whisper-tiny.en
 asr_exp=""
 . ../../../recipes/stage_lib.sh "$@"
 
@@ -50,9 +54,18 @@ case $backbone in
     elif [ -f "$asr_exp/wav2seq/pretrain.json" ]; then backbone=asr; backbone_dir=$asr_exp/wav2seq
     else backbone=here; backbone_dir=$exp/wav2seq; fi
     ;;
-  *) echo "$0: --backbone must be auto, asr or here (got '$backbone')" >&2; exit 2 ;;
+  *)
+    if [ "$(python -m recipes.check_backbone --kind "$backbone")" != checkpoint ]; then
+      echo "$0: --backbone must be a released checkpoint (name or folder), auto, asr or here (got '$backbone')" >&2
+      exit 2
+    fi
+    backbone_dir=$backbone ;;
 esac
-echo "backbone: $backbone_dir ($([ "$backbone" = asr ] && echo "pretrained by egs/synth/asr" || echo "pretrained here, stages 2-4"))"
+case $backbone in
+  here|asr) conf=conf; name=wav2seq; methods=$scratch_methods
+    echo "backbone: $backbone_dir ($([ "$backbone" = asr ] && echo "pretrained by egs/synth/asr" || echo "pretrained here, stages 2-4"))" ;;
+  *) conf=conf/checkpoint; name=$(basename "$backbone"); echo "backbone: $backbone (released checkpoint)" ;;
+esac
 
 run_stage 0 "build the synthetic slot-filling corpus" \
   speechprompt prepare --corpora synth_slu --out "$corpora" --nj "$nj" $quick_flag
@@ -60,6 +73,9 @@ run_stage 0 "build the synthetic slot-filling corpus" \
 run_stage 1 "slot-filling targets (text_slu) from the gold slurp.jsonl of each set" \
   python -m recipes.slu_targets "$data/train_200" "$data/train_1000" "$data/dev" "$data/test"
 
+if [ "$conf" = conf/checkpoint ] && ! [ -d "$backbone" ]; then
+  run_stage 2 "fetch the released checkpoint $backbone" speechprompt backbone fetch "$backbone"
+fi
 if [ "$backbone" = here ]; then
   run_stage 2 "build the synthetic pretraining corpus (as egs/synth/asr stage 0)" \
     speechprompt prepare --corpora synth --out "$corpora" --nj "$nj" $quick_flag
@@ -73,13 +89,13 @@ fi
 
 adapt_all() {
   for size in $sizes; do
-    python -m recipes.adapt --task slu --backbone "$backbone_dir" --backbone-name wav2seq --size "$size" \
+    python -m recipes.adapt --task slu --backbone "$backbone_dir" --backbone-name "$name" --size "$size" \
       --train "$data/$(train_set $size)" --dev "$data/dev" --test "$data/test" --gold "$data/test/slurp.jsonl" \
-      --conf conf --methods "$methods" --seeds "$seeds" --exp "$exp/adapt" $quick_flag
+      --conf "$conf" --methods "$methods" --seeds "$seeds" --exp "$exp/adapt" $quick_flag
   done
 }
 
-run_stage 5 "adapt the Wav2Seq backbone to slot filling with every method" adapt_all
+run_stage 5 "adapt the $name backbone to slot filling with every method" adapt_all
 
 run_stage 6 "results table" \
   speechprompt report "$exp/adapt" --metric slu_f1 --also span_f1,intent_accuracy,wer --out "$results"
