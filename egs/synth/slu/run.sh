@@ -36,7 +36,7 @@ else
   corpora=corpora; seeds=${seeds:-1}; pretrain_conf=../asr/conf/pretrain.yaml
   clusters=100; bpe_vocab=500; asr_exp=${asr_exp:-../asr/exp/scratch}
 fi
-sizes="200utt 1000utt"
+sizes="200utt 1000utt"; $quick && sizes=200utt  # --quick: one size, to stay within minutes
 data=$corpora/synth_slu/data
 train_set() { case $1 in 200utt) echo train_200 ;; 1000utt) echo train_1000 ;; esac; }
 
