@@ -102,7 +102,7 @@ def main() -> None:
     model = build_tuned_model(load_backbone(folder), "zero_shot", tokenizer.method_options()).eval()
     ids, waves, refs = load_utterances(args.test, args.n, model.backbone.window_samples / 16000)
     seconds = sum(len(w) for w in waves) / 16000
-    normaliser = "whisper_english" if tokenizer.language in (None, "en") else "whisper_basic"
+    normaliser = tokenizer.scoring_normalizer
     normalise = get_normalizer(normaliser)
 
     def row(name: str, tokens: list[list[int]], wall: float) -> dict[str, str]:

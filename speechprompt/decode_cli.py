@@ -165,12 +165,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def scoring_normalizer(transcriber) -> str:
-    """How these hypotheses are to be scored: Whisper's normalisers for a released checkpoint's text
-    (English, or the basic one for other languages), else the toolkit's own training normaliser."""
-    tokenizers = [info.tokenizer for info in transcriber.task_info.values()]
-    if not tokenizers or tokenizers[0].kind != "whisper":
-        return "speechprompt"
-    return "whisper_english" if tokenizers[0].language in (None, "en") else "whisper_basic"
+    """How these hypotheses are to be scored: the first task's tokenizer says (Whisper's normalisers for a
+    released checkpoint's text, else the toolkit's own training normaliser)."""
+    infos = list(transcriber.task_info.values())
+    return infos[0].tokenizer.scoring_normalizer if infos else "speechprompt"
 
 
 def watch_silence(items):

@@ -65,6 +65,8 @@ class Tokenizer:
 
     # a released checkpoint's tokenizer: ids above eos_id (special and timestamp tokens) are never generated
     suppress_specials = False
+    # how text written with this tokenizer is scored (speechprompt.score.wer.NORMALIZERS): the training normaliser
+    scoring_normalizer = "speechprompt"
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError

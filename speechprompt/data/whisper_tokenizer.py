@@ -138,6 +138,11 @@ class WhisperCheckpointTokenizer(Tokenizer):
         kept = [i for i in self._strip_specials(ids) if i < self.eos_id]  # text tokens lie below <|endoftext|>
         return self.hf.decode(kept, skip_special_tokens=True).strip()
 
+    @property
+    def scoring_normalizer(self) -> str:
+        """Whisper's own normaliser for the checkpoint's cased, punctuated text: English, else the basic one."""
+        return "whisper_english" if self.language in (None, "en") else "whisper_basic"
+
     def method_options(self) -> dict:
         """Tuning-method options that let this tokenizer drive the decoder: the checkpoint's special ids,
         its task prefix and the suppression of its special tokens (and no vocabulary resize)."""

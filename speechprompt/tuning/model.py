@@ -81,7 +81,10 @@ class TunedModel(nn.Module):
         # decoder input before the text, one per task (a Whisper checkpoint's language differs per task)
         prefix = list(config.task_prefix) if config.task_prefix else [self.bos_id]
         self.task_prefixes = [list(prefix) for _ in self.task_names]
-        self.suppress_ids, self.begin_suppress_ids = self._suppressed_ids(config.suppress_specials)
+        # buffers, so that model.to(device) moves them once instead of a copy at every decoding step
+        never, first = self._suppressed_ids(config.suppress_specials)
+        self.register_buffer("suppress_ids", never, persistent=False)
+        self.register_buffer("begin_suppress_ids", first, persistent=False)
 
     def _suppressed_ids(self, suppress_specials: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(never generated, not generated as the first token): long tensors of token ids.
@@ -215,9 +218,9 @@ class TunedModel(nn.Module):
         logits, cache = self.decode(enc, new_ids, cache, task_ids)
         logits = logits[:, -1].float()
         if self.suppress_ids.numel():
-            logits[:, self.suppress_ids.to(logits.device)] = float("-inf")
+            logits[:, self.suppress_ids] = float("-inf")
         if self.begin_suppress_ids.numel() and prefix_ids.shape[1] == self.prefix_len:
-            logits[:, self.begin_suppress_ids.to(logits.device)] = float("-inf")
+            logits[:, self.begin_suppress_ids] = float("-inf")
         return logits.log_softmax(-1), cache
 
     def reorder_cache(self, cache, index: torch.Tensor):
