@@ -120,6 +120,8 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         wall_file.write_text(json.dumps({"train": seconds}) + "\n")
     wall_seconds = json.loads(wall_file.read_text())["train"] if wall_file.is_file() else float("nan")
 
+    if not (decode_dir / "decode.json").is_file() and method == ZERO_SHOT:
+        reuse_zero_shot_decode(run_dir, inputs, decode_dir)
     if not (decode_dir / "decode.json").is_file():
         decode(args, artifact, decode_dir, decode_settings)
     if not (score_dir / TASK_METRIC_FILE[args.task]).is_file():
@@ -142,6 +144,26 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         test_set=Path(args.test).name,
         data_hours=data_hours(Path(args.train)),
     )
+
+
+def reuse_zero_shot_decode(run_dir: Path, inputs: dict, decode_dir: Path) -> None:
+    """Copy the test decoding of a zero_shot run of another data size of the same backbone.
+
+    zero_shot ignores the adaptation set, so its output depends only on the backbone, the test set and
+    the decode settings: decoding it again per size would repeat the costliest decoding of a recipe
+    (released checkpoints decode zero-shot on the 30 s window)."""
+    def without_train(recorded: dict) -> dict:
+        return {k: v for k, v in recorded.items() if k != "train"}
+
+    size_dir = run_dir.parent.parent
+    for other in sorted(size_dir.parent.glob(f"*/{ZERO_SHOT}/seed*/")):
+        if other.parent.parent == size_dir or not (other / "decode" / "decode.json").is_file():
+            continue
+        recorded = json.loads((other / "inputs.json").read_text(encoding="utf-8"))
+        if without_train(recorded) == without_train(inputs):
+            shutil.copytree(other / "decode", decode_dir, dirs_exist_ok=True)
+            print(f"[{ZERO_SHOT}] same backbone, test set and decoding as {other}: its decoding is reused")
+            return
 
 
 def data_hours(train_dir: Path) -> float:
@@ -299,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in args.methods.replace(",", " ").split() if m]
     seeds = [int(s) for s in args.seeds.replace(",", " ").split()]
     for method in methods:
-        for seed in seeds:
+        # untrained rows are deterministic (greedy or beam search on fixed weights): one run, the first seed
+        for seed in seeds[:1] if method in UNTRAINED else seeds:
             run_dir = Path(args.exp) / args.backbone_name / args.size / method / f"seed{seed}"
             run_one(args, method, seed, run_dir)
     return 0

@@ -1,0 +1,81 @@
+"""recipes.adapt's zero-training rows on a tiny stand-in released checkpoint: run once (not per seed), and the
+zero_shot decoding of one data size is reused by another (it does not depend on the adaptation set)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from backbones.ct2_writer import whisper_vocabulary, write_ct2_folder
+
+from recipes import adapt
+from speechprompt.backbones import build_backbone
+from speechprompt.backbones.ct2_import import import_ct2
+from speechprompt.data.audio import write_audio
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("released")
+    torch.manual_seed(0)
+    model = build_backbone("whisper", "tiny", vocab_size=400).model
+    write_ct2_folder(model, root / "ct2", vocabulary=whisper_vocabulary(400))
+    import_ct2(root / "ct2", root / "imported", checkpoint="tiny-test")
+    return root / "imported"
+
+
+def data_dir(root, n, seed):
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        utt = f"spk-{seed}-{i:02d}"
+        wav = write_audio(root / f"{utt}.wav", rng.normal(0, 0.1, 8000 + 1600 * i).astype(np.float32), 16000)
+        rows.append((utt, wav))
+    (root / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in rows))
+    (root / "utt2spk").write_text("".join(f"{u} spk\n" for u, _ in rows))
+    (root / "text").write_text("".join(f"{u} press {i} to continue\n" for i, (u, _) in enumerate(rows)))
+    return root
+
+
+def adapt_args(checkpoint, tmp_path, size, train):
+    return ["--backbone", str(checkpoint), "--backbone-name", "tiny", "--size", size, "--train", str(train),
+            "--dev", str(tmp_path / "test"), "--test", str(tmp_path / "test"), "--conf", str(tmp_path / "conf"),
+            "--methods", "zero_shot,text_prompt", "--seeds", "1,2,3", "--exp", str(tmp_path / "exp")]
+
+
+def test_untrained_rows_run_once_and_zero_shot_decoding_is_shared_between_sizes(checkpoint, tmp_path, capsys):
+    (tmp_path / "conf" / "method").mkdir(parents=True)
+    (tmp_path / "conf" / "adapt.yaml").write_text("decode: {beam: 1, max_len: 8, pad_to_window: false}\n")
+    small, large = data_dir(tmp_path / "small", 2, 1), data_dir(tmp_path / "large", 3, 2)
+    data_dir(tmp_path / "test", 3, 3)
+
+    assert adapt.main(adapt_args(checkpoint, tmp_path, "10min", small)) == 0
+    exp = tmp_path / "exp" / "tiny"
+    for method in ("zero_shot", "text_prompt"):
+        assert sorted(p.name for p in (exp / "10min" / method).iterdir()) == ["seed1"]
+    first = exp / "10min" / "zero_shot" / "seed1" / "decode"
+    marker = "shared decoding\n"  # a file only the first size's decoding has: copied means reused
+    (first / "marker.txt").write_text(marker)
+
+    assert adapt.main(adapt_args(checkpoint, tmp_path, "1h", large)) == 0
+    assert "its decoding is reused" in capsys.readouterr().out
+    second = exp / "1h" / "zero_shot" / "seed1"
+    assert (second / "decode" / "marker.txt").read_text() == marker
+    assert (second / "decode" / "hyp.trn").read_text() == (first / "hyp.trn").read_text()
+    results = [json.loads((exp / size / "zero_shot" / "seed1" / "result.json").read_text()) for size in ("10min", "1h")]
+    assert results[0]["metrics"] == results[1]["metrics"] and results[1]["data_size"] == "1h"
+
+    # text_prompt depends on the adaptation transcripts: decoded anew, never copied
+    assert not (exp / "1h" / "text_prompt" / "seed1" / "decode" / "marker.txt").exists()
+
+    # another test set is not the same decoding: no reuse
+    shutil.rmtree(exp / "1h")
+    data_dir(tmp_path / "test2", 2, 4)
+    argv = adapt_args(checkpoint, tmp_path, "1h", large)
+    argv[argv.index("--test") + 1] = str(tmp_path / "test2")
+    assert adapt.main(argv) == 0
+    assert not (exp / "1h" / "zero_shot" / "seed1" / "decode" / "marker.txt").exists()
