@@ -51,6 +51,10 @@ ZERO_SHOT_METHOD = "zero_shot"  # the untouched backbone: a second reference whe
 # Above this error rate (%) the fine-tuned reference does not transcribe the target at all, and the
 # relative changes against it compare failing systems: the report says so under the table.
 MEANINGFUL_ERROR_RATE = 50.0
+# the methods that train prompts only (the toolkit's subject), and the relative distance from finetune
+# within which the best of them is said to match it
+PROMPT_FAMILY = ("prompt", "deep_prompt", "decoder_prompt", "ulpt", "mept")
+MATCH_TOLERANCE = 0.10
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|hrs|hours?)\s*$", re.IGNORECASE)
 _TO_HOURS = {"s": 1 / 3600, "sec": 1 / 3600, "m": 1 / 60, "min": 1 / 60}
 
@@ -268,6 +272,32 @@ def failing_reference_warning(rows: list[Row], metric: str) -> list[str]:
     return lines
 
 
+def prompting_verdict(rows: list[Row], metric: str) -> list[str]:
+    """One sentence per data size: does the best prompt-family row beat, match (within
+    :data:`MATCH_TOLERANCE` relative) or lose to the finetune row of the same size, with the numbers."""
+    lower = metric in LOWER_IS_BETTER
+    lines = []
+    for size in dict.fromkeys(r.data_size for r in rows):
+        reference = next((r for r in rows if r.data_size == size and r.method == REFERENCE_METHOD), None)
+        prompts = [r for r in rows if r.data_size == size and r.method in PROMPT_FAMILY]
+        if reference is None or not prompts:
+            continue
+        best = (min if lower else max)(prompts, key=lambda r: r.mean(metric))
+        ft, pr = reference.mean(metric), best.mean(metric)
+        change = (pr - ft) / ft if ft else math.inf
+        gain = -change if lower else change  # > 0: the prompt is better
+        if abs(change) <= MATCH_TOLERANCE:
+            verdict = f"is within {100 * MATCH_TOLERANCE:g} % relative of"
+        else:
+            verdict = "beats" if gain > 0 else "loses to"
+        lines += [f"**Prompting vs fine-tuning, {size}:** the best prompt-family method, {best.method} "
+                  f"({fmt_metric(best, metric)} % {metric}, {len(best.runs)} seed(s), "
+                  f"{fmt_count(best.same('trainable_params'))} trainable parameters), {verdict} finetune "
+                  f"({fmt_metric(reference, metric)} %, {fmt_count(reference.same('trainable_params'))}): "
+                  f"{100 * change:+.1f} % relative.", ""]
+    return lines
+
+
 def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
     better = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
     # a backbone that already does the task has an untouched reference row too: changes against it
@@ -348,6 +378,7 @@ def write_report(exp_dir: Path, out: Path, command: str, metric: str | None = No
             f"the mean against the finetune (zero_shot) row of the same data size ({direction} is better).", "",
             *markdown_table(rows, name, also), "",
             *failing_reference_warning(rows, name),
+            *prompting_verdict(rows, name),
         ]
         if plot:
             png = out.with_name(f"{out.stem}_{task}_{re.sub(r'[^A-Za-z0-9_.-]', '_', backbone)}.png")

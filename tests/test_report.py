@@ -154,3 +154,20 @@ def test_a_zero_shot_row_adds_the_change_against_it(exp, tmp_path):
     assert rows[("10min", "prompt")][4:6] == ["+25.0%", "-37.5%"]  # (50-40)/40, (50-80)/80
     assert rows[("10min", "zero_shot")][5] == "(reference)"
     assert rows[("1h", "prompt")][5] == "n/a (no zero_shot run)"
+
+
+def test_a_sentence_per_size_says_whether_prompting_beats_matches_or_loses(exp, tmp_path):
+    fake_result(exp, "deep_prompt", "10min", 0, 43.0, 20_000)  # (43 - 40) / 40 = +7.5 %: within 10 %
+    fake_result(exp, "lora", "10min", 0, 30.0, 50_000)  # not a prompt method: never the one compared
+    text = write_report(exp, tmp_path / "RESULTS.md", "speechprompt report exp").read_text()
+    verdicts = [line for line in text.splitlines() if line.startswith("**Prompting vs fine-tuning")]
+    assert verdicts == [
+        "**Prompting vs fine-tuning, 10min:** the best prompt-family method, deep_prompt (43.00 % wer, 1 seed(s), "
+        "20.00k trainable parameters), is within 10 % relative of finetune (40.00 %, 1.00M): +7.5 % relative.",
+        "**Prompting vs fine-tuning, 1h:** the best prompt-family method, prompt (18.50 ± 2.12 % wer, 2 seed(s), "
+        "10.24k trainable parameters), beats finetune (21.00 ± 1.41 %, 1.00M): -11.9 % relative.",
+    ]
+    fake_result(exp, "ulpt", "10min", 0, 60.0, 500)
+    (exp / "wav2seq-tiny" / "10min" / "deep_prompt" / "seed0" / "result.json").unlink()
+    text = write_report(exp, tmp_path / "RESULTS.md", "speechprompt report exp").read_text()
+    assert "prompt (50.00 % wer, 1 seed(s), 10.24k trainable parameters), loses to finetune (40.00 %" in text
