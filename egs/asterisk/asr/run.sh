@@ -16,9 +16,9 @@
 #   ./run.sh                       # English (results in RESULTS.md)
 #   ./run.sh --lang fr             # French on whisper-base (results in RESULTS.fr.md)
 #   ./run.sh --quick --results RESULTS.quick.md
-#   ./run.sh --lang es --seeds "1 2 3"
+#   ./run.sh --lang es --seeds 1   # one seed instead of three
 # Options: --lang en|es|fr, --backbone NAME|DIR (default whisper-tiny.en for en, whisper-base otherwise),
-# and those of recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results,
+# and those of recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp, --results,
 # --force). Experiments go to <exp>/<lang>/.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -36,7 +36,7 @@ mkdir -p "$exp/logs" "$exp/.done"
 if $quick; then
   corpora=corpora_quick; seeds=${seeds:-1}; dev_seconds=20
 else
-  corpora=corpora; seeds=${seeds:-1}; dev_seconds=120
+  corpora=corpora; seeds=${seeds:-1 2 3}; dev_seconds=120
 fi
 if [ -z "$backbone" ]; then if [ "$lang" = en ]; then backbone=whisper-tiny.en; else backbone=whisper-base; fi; fi
 data=$corpora/asterisk_$lang/data

@@ -9,11 +9,11 @@
 # --backbone DIR takes a backbone made here instead (e.g. ../../synth/asr/exp/scratch/wav2seq from
 # run_scratch.sh): its targets are then Czech characters and its decoder vocabulary is re-initialised.
 #
-#   ./run.sh                           # 10 min and 1 h (results in RESULTS.md)
+#   ./run.sh                           # 10 min, 3 seeds (results in RESULTS.md)
+#   ./run.sh --sizes 1h --seeds 1      # adds the 1 h rows, one seed
 #   ./run.sh --quick --results RESULTS.quick.md   # 10 min only, tiny sizes, a few steps
-#   ./run.sh --stage 2 --sizes 1h --seeds "1 2 3"
-# Options: --backbone NAME|DIR (default whisper-base), --sizes "10min 1h", and those of
-# recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results, --force).
+# Options: --backbone NAME|DIR (default whisper-base), --sizes "10min 1h" (default 10min), and those of
+# recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp, --results, --force).
 set -euo pipefail
 cd "$(dirname "$0")"
 methods="zero_shot,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
@@ -26,7 +26,7 @@ extra_opts=(backbone sizes)
 if $quick; then
   corpora=corpora_quick; sizes=${sizes:-10min}; seeds=${seeds:-1}
 else
-  corpora=corpora; sizes=${sizes:-10min 1h}; seeds=${seeds:-1}
+  corpora=corpora; sizes=${sizes:-10min}; seeds=${seeds:-1 2 3}
 fi
 data=$corpora/fillets_cs/data
 adapt_set() {

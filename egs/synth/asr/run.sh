@@ -8,11 +8,12 @@
 # English normaliser and write RESULTS.md. ./run_scratch.sh adds the rows of a Wav2Seq backbone made
 # here without any checkpoint (the same exp/ and RESULTS.md).
 #
-#   ./run.sh                              # the full run
+#   ./run.sh                              # the main job: 10 min of adaptation data, 3 seeds (about 80 min on 2 cores)
+#   ./run.sh --sizes 1h --seeds 1         # adds the 1 h rows (one seed) to the same exp/ and RESULTS.md
 #   ./run.sh --quick                      # every stage at tiny sizes on the real checkpoint (what CI runs)
-#   ./run.sh --stage 2 --sizes 10min --seeds "1 2 3"
-# Options: --backbone NAME|DIR (default whisper-tiny.en), --sizes "10min 1h", --methods LIST, and those of
-# recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results, --force).
+# Options: --backbone NAME|DIR (default whisper-tiny.en), --sizes "10min 1h" (default 10min), --methods LIST,
+# and those of recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp,
+# --results, --force).
 set -euo pipefail
 cd "$(dirname "$0")"
 backbone=whisper-tiny.en
@@ -24,7 +25,7 @@ extra_opts=(backbone sizes methods)
 if $quick; then
   corpora=corpora_quick; sizes=${sizes:-10min}; seeds=${seeds:-1}
 else
-  corpora=corpora; sizes=${sizes:-10min 1h}; seeds=${seeds:-1}
+  corpora=corpora; sizes=${sizes:-10min}; seeds=${seeds:-1 2 3}
 fi
 data=$corpora/synth/data
 adapt_set() {

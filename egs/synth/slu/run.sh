@@ -9,11 +9,13 @@
 # and voices) is scored with SLU-F1, span F1, intent accuracy and WER, and RESULTS.md compares each method
 # with fine-tuning.
 #
-#   ./run.sh                      # the full run
+#   ./run.sh                      # 200 utterances, 3 seeds
+#   ./run.sh --sizes 1000utt --seeds 1   # adds the 1000-utterance rows, one seed
 #   ./run.sh --quick --results RESULTS.quick.md   # every stage at tiny sizes (a few minutes)
 #   ./run.sh --backbone here      # pretrain a Wav2Seq backbone here instead of using a released checkpoint
 #   ./run.sh --stage 5 --seeds "1 2 3"
-# Options: see recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results, --force), and
+# Options: see recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp, --results,
+# --force), --sizes "200utt 1000utt" (default 200utt), and
 #   --backbone NAME|DIR|auto|asr|here   a released checkpoint by name or folder (default whisper-tiny.en), or
 #                              a Wav2Seq backbone made here: asr reuses the one egs/synth/asr/run_scratch.sh
 #                              pretrained (<asr-exp>/wav2seq), here pretrains one in this recipe with the same
@@ -24,19 +26,23 @@ set -euo pipefail
 cd "$(dirname "$0")"
 methods="zero_shot,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
 scratch_methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
-extra_opts=(backbone asr_exp)
+extra_opts=(backbone asr_exp sizes)
 backbone=whisper-tiny.en
 asr_exp=""
+sizes=""
 . ../../../recipes/stage_lib.sh "$@"
 
 if $quick; then
   corpora=corpora_quick; seeds=${seeds:-1}; pretrain_conf=../asr/conf/pretrain_quick.yaml
   clusters=20; bpe_vocab=60; asr_exp=${asr_exp:-../asr/exp_quick/scratch}
 else
-  corpora=corpora; seeds=${seeds:-1}; pretrain_conf=../asr/conf/pretrain.yaml
+  corpora=corpora; seeds=${seeds:-1 2 3}; pretrain_conf=../asr/conf/pretrain.yaml
   clusters=100; bpe_vocab=500; asr_exp=${asr_exp:-../asr/exp/scratch}
 fi
-sizes="200utt 1000utt"; $quick && sizes=200utt  # --quick: one size, to stay within minutes
+sizes=${sizes:-200utt}  # --quick: one size too, to stay within minutes
+for size in $sizes; do
+  case $size in 200utt|1000utt) ;; *) echo "$0: unknown size '$size' (choose from 200utt, 1000utt)" >&2; exit 2 ;; esac
+done
 data=$corpora/synth_slu/data
 train_set() { case $1 in 200utt) echo train_200 ;; 1000utt) echo train_1000 ;; esac; }
 
