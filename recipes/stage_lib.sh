@@ -9,7 +9,8 @@
 #   --nj N                     parallel jobs for data preparation (default 2)
 #   --seeds "1 2 3"            adaptation seeds
 #   --exp DIR                  experiment folder (default exp, or exp_quick with --quick)
-#   --results FILE             where the report stage writes the table (default RESULTS.md)
+#   --results FILE             where the report stage writes the table (default RESULTS.md, or
+#                              RESULTS.quick.md with --quick: a smoke run never overwrites real results)
 #   --force                    re-run stages even when their .done marker exists
 # A stage's .done marker records the command it ran: a stage whose command changed since (another
 # data dir, method list, ...) or that follows a stage run again is run again, and says why.
@@ -22,7 +23,7 @@ quick=false
 nj=2
 seeds=""
 exp=""
-results=RESULTS.md
+results=""
 force=false
 while [ $# -gt 0 ]; do
   opt="${1#--}"
@@ -48,6 +49,7 @@ for name in stage stop_stage nj; do
   fi
 done
 if [ -z "$exp" ]; then if $quick; then exp=exp_quick; else exp=exp; fi; fi
+if [ -z "$results" ]; then if $quick; then results=RESULTS.quick.md; else results=RESULTS.md; fi; fi
 quick_flag=""; $quick && quick_flag="--quick"
 mkdir -p "$exp/logs" "$exp/.done"
 

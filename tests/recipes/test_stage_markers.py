@@ -79,3 +79,17 @@ def test_markers_of_older_runs_still_count_as_done(recipe):
     command = f"bash -c echo data/a >> {exp}/data"
     (exp / ".done" / "stage0").write_text(f"{command} # 3 s\n")  # the format before commands were recorded alone
     assert "stage 0 (data): done already" in run("--stop-stage", "0").stdout
+
+
+def test_a_quick_run_writes_its_own_results_file(tmp_path):
+    script = tmp_path / "run.sh"
+    script.write_text(f'#!/usr/bin/env bash\nset -euo pipefail\n. {ROOT / "recipes" / "stage_lib.sh"} "$@"\necho "$results"\n')
+
+    def results(*args):
+        done = subprocess.run(["bash", str(script), "--exp", str(tmp_path / "exp"), *args], capture_output=True,
+                              text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        return done.stdout.strip()
+
+    assert results() == "RESULTS.md"
+    assert results("--quick") == "RESULTS.quick.md"  # a smoke run never overwrites the full run's table
+    assert results("--quick", "--results", "R.md") == "R.md"

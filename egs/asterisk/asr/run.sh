@@ -15,7 +15,7 @@
 #
 #   ./run.sh                       # English (results in RESULTS.md)
 #   ./run.sh --lang fr             # French on whisper-base (results in RESULTS.fr.md)
-#   ./run.sh --quick --results RESULTS.quick.md
+#   ./run.sh --quick
 #   ./run.sh --lang es --seeds 1   # one seed instead of three
 # Options: --lang en|es|fr, --backbone NAME|DIR (default whisper-tiny.en for en, whisper-base otherwise),
 # and those of recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp, --results,

@@ -11,7 +11,7 @@
 #
 #   ./run.sh                           # 10 min, 3 seeds (results in RESULTS.md)
 #   ./run.sh --sizes 1h --seeds 1      # adds the 1 h rows, one seed
-#   ./run.sh --quick --results RESULTS.quick.md   # 10 min only, tiny sizes, a few steps
+#   ./run.sh --quick                   # 10 min only, tiny sizes, a few steps (RESULTS.quick.md)
 # Options: --backbone NAME|DIR (default whisper-base), --sizes "10min 1h" (default 10min), and those of
 # recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp, --results, --force).
 set -euo pipefail

@@ -13,7 +13,7 @@
 #
 #   ./run.sh --librispeech /data --librilight /data
 #   ./run.sh --librispeech /data --librilight /data --sizes "10min 1h" --backbone /models/wav2seq
-#   ./run.sh --quick --librispeech /data --librilight /data --results RESULTS.quick.md   # train_10min only
+#   ./run.sh --quick --librispeech /data --librilight /data   # train_10min only
 #     (--quick: ~2 min of each evaluation set, a few steps per method)
 # Options: --librispeech DIR, --librilight DIR, --backbone DIR (relative to where you run the script),
 # --sizes "10min 1h 10h", --extra-tests "test_other dev_other" (default test_other), and those of

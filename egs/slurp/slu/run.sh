@@ -9,7 +9,7 @@
 #   ./run.sh --slurp /data/slurp                  # DIR/slurp/dataset/slurp/*.jsonl, DIR/slurp_real/, DIR/slurp_synth/
 #   ./run.sh --slurp /data/slurp --backbone /models/wav2seq   # any backbone folder (load_backbone)
 #   ./run.sh --slurp /data/slurp --recordings headset --train-sets "train train_synthetic"
-#   ./run.sh --slurp /data/slurp --quick --results RESULTS.quick.md   # a few steps per method (plumbing check)
+#   ./run.sh --slurp /data/slurp --quick   # a few steps per method (plumbing check)
 # Options: see recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results, --force), and
 #   --slurp DIR            the local SLURP copy (required for stage 0; layout in recipes/slurp.py)
 #   --corpora DIR          where the import goes (default corpora, corpora_quick with --quick)

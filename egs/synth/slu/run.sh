@@ -11,7 +11,7 @@
 #
 #   ./run.sh                      # 200 utterances, 3 seeds
 #   ./run.sh --sizes 1000utt --seeds 1   # adds the 1000-utterance rows, one seed
-#   ./run.sh --quick --results RESULTS.quick.md   # every stage at tiny sizes (a few minutes)
+#   ./run.sh --quick   # every stage at tiny sizes (a few minutes)
 #   ./run.sh --backbone here      # pretrain a Wav2Seq backbone here instead of using a released checkpoint
 #   ./run.sh --stage 5 --seeds "1 2 3"
 # Options: see recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp, --results,
