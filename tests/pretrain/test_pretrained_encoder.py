@@ -220,3 +220,26 @@ def test_prompt_tuning_run_on_the_pretrained_backbone(wav2seq, corpus, tmp_path,
                *FAST])
     out = capsys.readouterr().out
     assert rc == 0 and "vocabulary" in out and "checkpoint's own" not in out
+
+
+# ---- measuring a pseudo language ------------------------------------------------------------------
+def test_label_quality_scores_layers_against_the_transcripts(checkpoint, corpus, tmp_path, capsys):
+    from speechprompt.pretrain.label_quality import frame_letters
+    from speechprompt.pretrain.label_quality import main as quality
+
+    # letters spread evenly over the speech span, silence outside it
+    assert frame_letters("ab c", 8, 4.0, (0.5, 1.25)) == ["<sil>", "<sil>", "a", "b", "c", "<sil>", "<sil>", "<sil>"]
+    out = tmp_path / "quality.json"
+    rc = quality(["--data", str(corpus), "--backbone", str(checkpoint), "--layers", "1,2", "--mfcc", "--clusters", "4,6",
+                  "--bpe-vocab", "30", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    rows = json.loads(out.read_text())
+    assert [(r["feature"], r["clusters"]) for r in rows] == [
+        ("mfcc", 4), ("mfcc", 6), ("layer 1", 4), ("layer 1", 6), ("layer 2", 4), ("layer 2", 6)]
+    for row in rows:
+        assert 0 <= row["letter_nmi"] <= 1 and 0 < row["letter_purity"] <= 1 and row["clusters_used"] <= row["clusters"]
+        assert row["tokens_per_second"] <= row["units_per_second"]  # subwords join units
+    layer = next(r for r in rows if r["feature"] == "layer 1")
+    assert layer["units_per_second"] <= 50  # at most one unit per 20 ms frame: the true length, not the window
+    assert "letter NMI" in capsys.readouterr().out
+    assert quality(["--data", str(corpus), "--layers", "1"]) == 2
