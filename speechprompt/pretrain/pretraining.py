@@ -154,8 +154,8 @@ def pretrain(
         from speechprompt.pretrain.encoder_init import backbone_on_encoder
 
         backbone = backbone_on_encoder(encoder_from, tokenizer.vocab_size, decoder_init, cfg.backbone.overrides)
-        log(f"backbone: the encoder of {encoder_from} ({len(backbone.encoder_layers)} layers, d={backbone.encoder_dim}) "
-            f"and a {decoder_init} decoder ({len(backbone.decoder_layers)} layers) for {tokenizer.vocab_size} ids")
+        log(f"backbone: the {len(backbone.encoder_layers)}-layer encoder of {encoder_from} (d={backbone.encoder_dim}) "
+            f"and a {decoder_init} {len(backbone.decoder_layers)}-layer decoder for {tokenizer.vocab_size} ids")
     elif not init_backbone:
         backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, tokenizer.vocab_size, **cfg.backbone.overrides)
     if language is not None:  # pseudo targets longer than the decoder's positions are left out (counted)
