@@ -135,6 +135,9 @@ class OptimConfig:
     precision: Literal["auto", "fp32", "bf16"] = field(
         default="auto", metadata=_help("auto: bf16 autocast on CUDA with bf16 support, else fp32")
     )
+    freeze_encoder_steps: int = field(default=0, metadata=_help(
+        "keep the backbone encoder's trained weights fixed for the first N steps, then train them (fairseq's "
+        "freeze_finetune_updates); -1: fixed throughout; 0: trained from the first step"))
 
     def __post_init__(self):
         if self.lr <= 0:
@@ -151,6 +154,9 @@ class OptimConfig:
             raise ConfigError(f"optim.min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ConfigError(f"optim.clip_norm must be > 0 or null (got {self.clip_norm})")
+        if self.freeze_encoder_steps < -1:
+            raise ConfigError(f"optim.freeze_encoder_steps must be -1 (always), 0 (never) or a number of steps "
+                              f"(got {self.freeze_encoder_steps})")
 
 
 @dataclass

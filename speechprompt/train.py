@@ -82,9 +82,11 @@ def epoch_batches(batch_sampler: BatchSampler, epoch: int, rank: int, world_size
     return EpochOrder(every[rank:usable:world_size], len(every) - usable)
 
 
-def trained_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """What a checkpoint must hold: the trainable parameters and every buffer (running statistics)."""
-    out = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+def trained_tensors(model: nn.Module, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """What a checkpoint must hold: the trained parameters (``names``; default: those requiring grad)
+    and every buffer (running statistics)."""
+    wanted = set(names) if names is not None else None
+    out = {n: p.detach() for n, p in model.named_parameters() if (p.requires_grad if wanted is None else n in wanted)}
     out.update({n: b.detach() for n, b in model.named_buffers() if b is not None and n not in out})
     return out
 
@@ -198,6 +200,8 @@ def train(
         weight_decay=opt_cfg.weight_decay,
     )
     ddp_model = dctx.wrap(model, exp.ddp_find_unused)
+    freeze_encoder = encoder_freeze(model, params, opt_cfg.freeze_encoder_steps, dctx.world_size > 1 and
+                                    not exp.ddp_find_unused)
 
     # ---- resume -------------------------------------------------------------------------
     step, epoch, position = 0, 0, 0  # position: micro-batches of this rank already used in `epoch`
@@ -245,7 +249,8 @@ def train(
             "best_metric": best_metric, "best_step": best_step, "evals_without_gain": evals_without_gain,
             "rng": rng, "seed": exp.seed,
         }
-        ckpt.save_checkpoint(directory, trained_tensors(model), optimizer if kind == "step" else None, state)
+        tensors = trained_tensors(model, [n for n, _ in params])  # frozen-for-now encoder weights too
+        ckpt.save_checkpoint(directory, tensors, optimizer if kind == "step" else None, state)
         if kind == "step":
             ckpt.prune_checkpoints(ckpt_root, exp.keep_last)
 
@@ -293,6 +298,7 @@ def train(
                 if len(micro) < accum:
                     continue
                 lr = lr_at(step, opt_cfg)
+                freeze_encoder(step, log if dctx.is_main else (lambda *_: None))
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 step_loss, seconds = 0.0, 0.0
@@ -378,6 +384,38 @@ def train(
         (exp_dir / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     dctx.barrier()
     return TrainResult(step, stopped, best_metric, best_step, last_loss, exp_dir)
+
+
+def encoder_freeze(model: nn.Module, params: Sequence[tuple[str, nn.Parameter]], steps: int, ddp_strict: bool
+                   ) -> Callable[[int, Callable], None]:
+    """``f(step, log)``, called before each step: the encoder's trained weights take no gradient (so no
+    update, no weight decay, no backward pass through the encoder) while ``step < steps`` (always for
+    -1). They stay in the optimizer and in every checkpoint, so a resumed run continues either side."""
+    if steps == 0:
+        return lambda step, log: None
+    if not hasattr(model, "encoder_parameter_names"):
+        raise ValueError("optim.freeze_encoder_steps: this model does not name its encoder's parameters")
+    encoder = set(model.encoder_parameter_names())
+    frozen = [p for n, p in params if n in encoder]
+    if not frozen:
+        return lambda step, log: None  # the method trains nothing in the encoder
+    if ddp_strict:
+        raise ValueError("optim.freeze_encoder_steps under torchrun needs experiment.ddp_find_unused=true "
+                         "(the encoder's weights get no gradient while frozen)")
+    state = {"trained": None}
+
+    def apply(step: int, log) -> None:
+        trained = steps >= 0 and step >= steps
+        if trained != state["trained"]:
+            for p in frozen:
+                p.requires_grad_(trained)
+            count = sum(p.numel() for p in frozen)
+            until = "throughout" if steps < 0 else f"until step {steps}"
+            log(f"step {step + 1}: the encoder's {count:,} weights are "
+                + ("trained from now on" if trained else f"fixed {until}"))
+            state["trained"] = trained
+
+    return apply
 
 
 def _loader(dataset, batches: Sequence[Sequence[int]], collate_fn, num_workers: int, seed: int = 0):

@@ -180,6 +180,12 @@ class SpeechSeq2Seq(nn.Module, ABC):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    def encoder_parameter_names(self) -> list[str]:
+        """Names (as in `named_parameters`) of the speech encoder's weights: front end, layers, norms;
+        not the decoder, an encoder-to-decoder projection or the CTC head."""
+        return [name for name, _ in self.model.named_parameters(prefix="model")
+                if ".encoder." in f".{name}." and ".decoder." not in f".{name}."]
+
     # ---- the split points -----------------------------------------------------------------
     @abstractmethod
     def embed_audio(self, waveforms: torch.Tensor, wave_lengths: torch.Tensor

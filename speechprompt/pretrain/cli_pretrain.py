@@ -14,6 +14,11 @@ Examples:
   # second iteration: cluster layer 6 of the first model, pretrain again
   speechprompt pseudo-label --data data/train --out exp/pl2 --feature hidden --backbone exp/w2s --layer 6
   speechprompt pretrain --data data/train --pseudo exp/pl2 --out exp/w2s_it2 --init exp/w2s
+  # on a released checkpoint's encoder: pseudo language of its layer 3, a fresh 2-layer decoder, the encoder
+  # fixed for the first 300 steps
+  speechprompt pseudo-label --data data/train --out exp/pl_tiny --feature hidden --backbone whisper-tiny.en --layer 3
+  speechprompt pretrain --data data/train --pseudo exp/pl_tiny --dev data/dev --out exp/w2s_tiny \
+      --encoder-from whisper-tiny.en backbone.overrides.decoder_layers=2 optim.freeze_encoder_steps=300
   # supervised pretraining on transcripts with a BPE tokenizer
   speechprompt pretrain --data data/train --targets text --tokenizer bpe --vocab 500 --out exp/sup
 """
@@ -34,7 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev", help="dev Kaldi data dir: its loss is logged every experiment.eval_every steps; the "
                         "final step is kept unless experiment.best_metric=dev_loss is given")
     parser.add_argument("--dev-pseudo", help="pseudo labels of --dev (default: made with --pseudo's language)")
-    parser.add_argument("--init", help="start from this backbone folder instead of random weights")
+    parser.add_argument("--init", help="start from this backbone folder (or fetched name) instead of random weights")
+    parser.add_argument("--encoder-from", metavar="NAME|DIR",
+                        help="the encoder of this released Whisper checkpoint (fetched name or folder), its log-mel "
+                        "front end, and a --decoder for the pseudo vocabulary; optim.freeze_encoder_steps=N keeps the "
+                        "encoder fixed for the first N steps (-1: throughout)")
+    parser.add_argument("--decoder", choices=["fresh", "checkpoint"], default="fresh",
+                        help="with --encoder-from: a random decoder (default; its shape from backbone.overrides, else "
+                        "the checkpoint's), or the checkpoint's decoder with a new embedding and output layer")
     parser.add_argument("--targets", choices=["pseudo", "text"], default="pseudo", help="what the decoder generates")
     parser.add_argument("--tokenizer", choices=["char", "bpe", "unigram"], default="bpe",
                         help="--targets text: tokenizer trained on the transcripts (or data.tokenizer=DIR)")
@@ -66,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         main_rank = int(os.environ.get("RANK", "0")) == 0
         with ExperimentLock(cfg.experiment.dir) if main_rank else contextlib.nullcontext():
             summary = pretrain(cfg, args.data, args.out, pseudo_dir=args.pseudo, dev_dir=args.dev,
-                               dev_pseudo_dir=args.dev_pseudo, init_backbone=args.init, targets=args.targets,
+                               dev_pseudo_dir=args.dev_pseudo, init_backbone=args.init, encoder_from=args.encoder_from,
+                               decoder_init=args.decoder, targets=args.targets,
                                tokenizer_kind=args.tokenizer, vocab_size=args.vocab, resume=args.resume, argv=argv,
                                allow_changes=args.allow_changes)
     except (*user_errors(), ConfigError, ValueError) as err:
@@ -78,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
 def _argv(args) -> list[str]:
     out = ["--data", args.data, "--out", args.out, "--targets", args.targets]
     for flag, value in (("--pseudo", args.pseudo), ("--dev", args.dev), ("--dev-pseudo", args.dev_pseudo),
-                        ("--init", args.init), ("--config", args.config)):
+                        ("--init", args.init), ("--encoder-from", args.encoder_from), ("--config", args.config)):
         if value:
             out += [flag, value]
+    if args.encoder_from:
+        out += ["--decoder", args.decoder]
     if args.targets == "text":
         out += ["--tokenizer", args.tokenizer, "--vocab", str(args.vocab)]
     return out + list(args.overrides)

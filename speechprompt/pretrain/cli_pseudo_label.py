@@ -13,6 +13,9 @@ Examples:
   speechprompt pseudo-label --data data/dev --out exp/pl_mfcc/dev --language exp/pl_mfcc
   # second iteration: layer 6 of the backbone pretrained on the first
   speechprompt pseudo-label --data data/train --out exp/pl_it2 --feature hidden --backbone exp/w2s_it1 --layer 6
+  # a released checkpoint's encoder (true length of each utterance, 50 frames/s); score it first with
+  # python -m speechprompt.pretrain.label_quality
+  speechprompt pseudo-label --data data/train --out exp/pl_tiny --feature hidden --backbone whisper-tiny.en --layer 3
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clusters", type=int, default=100, help="k-means clusters (default 100)")
     parser.add_argument("--bpe-vocab", type=int, default=1000, help="BPE vocabulary incl. 4 special ids (default 1000)")
     parser.add_argument("--feature", choices=["mfcc", "hidden"], default="mfcc", help="what to cluster (default mfcc)")
-    parser.add_argument("--backbone", help="backbone folder for --feature hidden (or a --language made with it)")
+    parser.add_argument("--backbone", help="backbone folder or fetched checkpoint name (whisper-tiny.en) for --feature "
+                        "hidden; with --language: default the backbone the language was made with")
     parser.add_argument("--layer", type=int, help="encoder layer for --feature hidden (1-based; 0 = feature encoder)")
     parser.add_argument("--language", help="apply this existing pseudo language instead of fitting one")
     parser.add_argument("--max-frames", type=int, default=200_000, help="frames sampled to fit k-means")

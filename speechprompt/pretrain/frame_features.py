@@ -3,7 +3,8 @@
 - ``MfccFeatures``: Kaldi MFCC (13 cepstra, 25 ms / 10 ms, no energy) + deltas + delta-deltas
   = 39 dims at 100 frames/s, as HuBERT's and Wav2Seq's first iteration.
 - ``HiddenStateFeatures``: the output of encoder layer ``layer`` of an existing backbone
-  (layer 0: the feature encoder's output), at the backbone's frame rate: the second iteration.
+  (layer 0: the feature encoder's output), at the backbone's frame rate: the second iteration, or
+  the first one on a pretrained encoder (a released Whisper checkpoint, on each utterance's true length).
 """
 
 from __future__ import annotations
@@ -46,16 +47,26 @@ class _StopForward(Exception):
 
 
 class HiddenStateFeatures:
-    """waveform (S,) -> (T, D) hidden states of encoder layer ``layer`` (1-based; 0 = feature encoder)."""
+    """waveform (S,) -> (T, D) hidden states of encoder layer ``layer`` (1-based; 0 = feature encoder).
+
+    Every utterance is encoded alone on its true length: a released Whisper checkpoint's 30 s input
+    window is switched off (``pad_to_window``), so T = the encoder's frames of the audio itself (50 a
+    second for Whisper) and the positional embeddings are those of positions 0..T-1. ``source`` (a
+    fetched name or folder) is recorded in ``config()``, so the same pseudo language can label other
+    data later without naming the backbone again.
+    """
 
     name = "hidden"
 
-    def __init__(self, backbone, layer: int, device: str | torch.device = "cpu"):
+    def __init__(self, backbone, layer: int, device: str | torch.device = "cpu", source: str | None = None):
         n = len(backbone.encoder_layers)
         if not 0 <= layer <= n:
             raise ValueError(f"layer {layer} does not exist: the backbone has encoder layers 1..{n} (0 = feature encoder)")
         self.backbone = backbone.eval().to(device)
+        if getattr(backbone, "pad_to_window", False):
+            backbone.pad_to_window = False
         self.layer = layer
+        self.source = source
         self.device = torch.device(device)
         self.dim = getattr(backbone, "encoder_dim", None)
         self.fingerprint = backbone.fingerprint()
@@ -63,28 +74,43 @@ class HiddenStateFeatures:
         self.frame_rate, self.dim = float(probe.shape[0]), int(probe.shape[1])
 
     def config(self) -> dict:
-        return {"feature": self.name, "layer": self.layer, "backbone_fingerprint": self.fingerprint,
-                "backbone_family": self.backbone.family}
+        config = {"feature": self.name, "layer": self.layer, "backbone_fingerprint": self.fingerprint,
+                  "backbone_family": self.backbone.family}
+        if self.source is not None:
+            config["backbone"] = self.source
+        return config
 
     @torch.no_grad()
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
+        return self.layers(waveform, [self.layer])[self.layer]
+
+    @torch.no_grad()
+    def layers(self, waveform: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
+        """waveform (S,) -> {layer: (T, D)} for several layers in one pass (stops after the deepest)."""
         if waveform.numel() < 400:
-            return torch.zeros(0, self.dim or 0)
+            return {k: torch.zeros(0, self.dim or 0) for k in layers}
         wave = waveform.float()[None].to(self.device)
         features, mask = self.backbone.embed_audio(wave, torch.tensor([wave.shape[1]], device=self.device))
-        if self.layer == 0:
-            return features[0].float().cpu()
-        captured = {}
+        captured = {0: features}
+        deepest = max(layers)
+        handles = []
 
-        def grab(module, args, output):
-            captured["hidden"] = output[0] if isinstance(output, tuple) else output
-            raise _StopForward  # later layers are not needed
+        def grab(index):
+            def hook(module, args, output):
+                captured[index] = output[0] if isinstance(output, tuple) else output
+                if index == deepest:
+                    raise _StopForward  # later layers are not needed
 
-        handle = self.backbone.encoder_layers[self.layer - 1].register_forward_hook(grab)
+            return hook
+
+        for k in sorted(set(layers) - {0}):
+            handles.append(self.backbone.encoder_layers[k - 1].register_forward_hook(grab(k)))
         try:
-            self.backbone.run_encoder(features, mask)
+            if deepest > 0:
+                self.backbone.run_encoder(features, mask)
         except _StopForward:
             pass
         finally:
-            handle.remove()
-        return captured["hidden"][0].float().cpu()
+            for handle in handles:
+                handle.remove()
+        return {k: captured[k][0].float().cpu() for k in layers}

@@ -30,8 +30,9 @@ def make_featurizer(feature: str, backbone_dir: str | None = None, layer: int | 
         if backbone_dir is None or layer is None:
             raise ValueError("--feature hidden needs --backbone DIR and --layer N (the encoder layer to cluster)")
         from speechprompt.backbones import load_backbone
+        from speechprompt.backbones.fetch import resolve_backbone
 
-        return HiddenStateFeatures(load_backbone(backbone_dir), layer, device)
+        return HiddenStateFeatures(load_backbone(resolve_backbone(backbone_dir)), layer, device, source=str(backbone_dir))
     raise ValueError(f"unknown feature {feature!r}: use 'mfcc' or 'hidden'")
 
 
@@ -97,6 +98,7 @@ def pseudo_label(
     language = PseudoLanguage.load(language_dir) if language_dir is not None else None
     if language is not None:
         cfg = language.feature_config
+        backbone_dir = backbone_dir or cfg.get("backbone")  # the backbone the language was made with, if recorded
         featurizer = make_featurizer(cfg["feature"], backbone_dir, cfg.get("layer"), device)
         if cfg["feature"] == "hidden" and featurizer.fingerprint != cfg.get("backbone_fingerprint"):
             raise ValueError(f"{language_dir}: made with backbone {cfg.get('backbone_fingerprint')}, "

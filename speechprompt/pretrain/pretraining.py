@@ -71,6 +71,8 @@ def pretrain(
     dev_dir: str | None = None,
     dev_pseudo_dir: str | Path | None = None,
     init_backbone: str | None = None,
+    encoder_from: str | None = None,
+    decoder_init: str = "fresh",
     targets: str = "pseudo",
     tokenizer_kind: str = "bpe",
     vocab_size: int = 1000,
@@ -78,7 +80,14 @@ def pretrain(
     argv: list[str] | None = None,
     allow_changes: bool = False,
 ) -> dict:
-    """Train and save the backbone; returns the summary written to ``<out>/pretrain.json``."""
+    """Train and save the backbone; returns the summary written to ``<out>/pretrain.json``.
+
+    The backbone is built from ``cfg.backbone`` (family, size, overrides), or loaded from
+    ``init_backbone``, or made of the encoder of the released checkpoint ``encoder_from`` and a
+    ``decoder_init`` decoder (``encoder_init.backbone_on_encoder``; ``--init`` of a released checkpoint
+    means ``encoder_from`` with its decoder). ``cfg.optim.freeze_encoder_steps`` keeps the encoder fixed
+    for the first steps (or throughout).
+    """
     import torch
 
     from speechprompt.backbones import build_backbone, load_backbone
@@ -111,7 +120,7 @@ def pretrain(
         dev_data = None
         if dev_dir:
             if dev_pseudo_dir is None:  # label the dev set with the same pseudo language
-                if language.feature_config["feature"] != "mfcc":
+                if language.feature_config["feature"] != "mfcc" and not language.feature_config.get("backbone"):
                     raise ConfigError("--dev with hidden-state pseudo labels needs --dev-pseudo "
                                       "(speechprompt pseudo-label --data DEV --language PSEUDO --backbone ...)")
                 dev_pseudo_dir = exp / "dev_pseudo"
@@ -131,9 +140,23 @@ def pretrain(
     else:
         raise ConfigError(f"--targets must be 'pseudo' or 'text', got {targets!r}")
 
-    if init_backbone:
-        backbone = load_backbone(init_backbone)
-    else:
+    if init_backbone and encoder_from:
+        raise ConfigError("give --init (a whole backbone) or --encoder-from (a checkpoint's encoder), not both")
+    if init_backbone and not encoder_from:
+        from speechprompt.backbones.fetch import resolve_backbone
+
+        backbone = load_backbone(resolve_backbone(init_backbone))
+        if getattr(backbone, "is_released_checkpoint", False):
+            log(f"--init {init_backbone} is a released checkpoint: its encoder and decoder are kept, with a new "
+                "vocabulary (as --encoder-from with --decoder checkpoint)")
+            encoder_from, decoder_init = init_backbone, "checkpoint"
+    if encoder_from:
+        from speechprompt.pretrain.encoder_init import backbone_on_encoder
+
+        backbone = backbone_on_encoder(encoder_from, tokenizer.vocab_size, decoder_init, cfg.backbone.overrides)
+        log(f"backbone: the {len(backbone.encoder_layers)}-layer encoder of {encoder_from} (d={backbone.encoder_dim}) "
+            f"and a {decoder_init} {len(backbone.decoder_layers)}-layer decoder for {tokenizer.vocab_size} ids")
+    elif not init_backbone:
         backbone = build_backbone(cfg.backbone.family, cfg.backbone.size, tokenizer.vocab_size, **cfg.backbone.overrides)
     if language is not None:  # pseudo targets longer than the decoder's positions are left out (counted)
         limit = getattr(backbone, "max_decoder_positions", None)
@@ -154,7 +177,9 @@ def pretrain(
     summary = {"stopped": result.stopped, "step": result.step, "best_metric": result.best_metric,
                "best_step": result.best_step, "metric": cfg.experiment.best_metric, "targets": targets,
                "data": str(data_dir), "dev": dev_dir, "pseudo_language": str(pseudo_dir) if pseudo_dir else None,
-               "init_backbone": init_backbone, "vocab_size": tokenizer.vocab_size}
+               "init_backbone": init_backbone, "encoder_from": encoder_from,
+               "decoder_init": decoder_init if encoder_from else None,
+               "freeze_encoder_steps": cfg.optim.freeze_encoder_steps, "vocab_size": tokenizer.vocab_size}
     if result.stopped.startswith("signal"):
         log(f"stopped by {result.stopped[7:]} at step {result.step}; continue with: {exp / 'run.sh'} --resume")
         return summary

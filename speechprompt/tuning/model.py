@@ -255,6 +255,10 @@ class TunedModel(nn.Module):
             raise ValueError(f"method '{self.method_name}' has no initialisation from features")
         self.method.init_from_features(features, mask, task_id)
 
+    def encoder_parameter_names(self) -> list[str]:
+        """The backbone encoder's weights, named as in ``self.named_parameters()`` (optim.freeze_encoder_steps)."""
+        return [f"backbone.{name}" for name in self.backbone.encoder_parameter_names()]
+
     def parameter_report(self) -> ParameterReport:
         parts: dict[str, int] = {}
         vocab = set(self.vocab_parameter_names)
