@@ -8,7 +8,7 @@
   (c) throughput of mixed-task batches (10 tasks) vs single-task batches.
   (d) real-time factor of greedy and beam decoding.
   (e) (d) again under bf16 autocast and with the backbone's Linear layers quantised to int8
-      (torch.ao.quantization.quantize_dynamic), with the WER of each when a trained backbone,
+      (torch.ao.quantization.quantize_dynamic; ``speechprompt transcribe --precision``), with the WER of each when a trained backbone,
       its task artifact and a test data dir are given.
 
 Without ``--backbone`` a randomly initialised ``small`` wav2vec2 backbone and random prompt tables
@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -146,22 +145,12 @@ def timed_transcribe(transcriber: Transcriber, waves, tasks, repeats: int) -> tu
     return best, results
 
 
-def quantise_int8(transcriber: Transcriber) -> None:
-    """Dynamic int8 quantisation of every nn.Linear of the backbone, in place (after the tasks are loaded,
-    since a task checks the backbone's fingerprint when it is added)."""
-    with warnings.catch_warnings():  # deprecated in favour of torchao, which this project does not depend on
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.ao.quantization.quantize_dynamic(transcriber.backbone.model, {torch.nn.Linear}, dtype=torch.qint8,
-                                               inplace=True)
-
-
 def variant(backbone_dir, prompts: dict, kind: str, args, tokenizer=None, ctc_weight: float = 0.0) -> Transcriber:
-    transcriber = Transcriber(load_backbone(backbone_dir), dtype="bfloat16" if kind == "bf16" else "float32",
-                              max_len=args.max_len, batch_seconds=args.batch_seconds, ctc_weight=ctc_weight)
+    """A Transcriber in precision ``kind`` (fp32, bf16, int8: the serving path's own, ``--precision``)."""
+    transcriber = Transcriber(load_backbone(backbone_dir), precision=kind, max_len=args.max_len,
+                              batch_seconds=args.batch_seconds, ctc_weight=ctc_weight)
     for name, directory in prompts.items():
         transcriber.add_task(name, directory, tokenizer)
-    if kind == "int8":
-        quantise_int8(transcriber)
     return transcriber
 
 
