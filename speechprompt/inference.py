@@ -208,6 +208,7 @@ class Transcriber:
         self.max_len, self.max_len_ratio, self.batch_seconds = max_len, max_len_ratio, batch_seconds
         self.model: TunedModel | None = None
         self.task_info: dict[str, _TaskInfo] = {}
+        self._tokenizers: dict[tuple, Tokenizer] = {}  # by the checksums of an artifact's tokenizer files
 
     @classmethod
     def from_dirs(cls, backbone_dir: str | Path, prompts: dict[str, str | Path], **options: Any) -> Transcriber:
@@ -286,15 +287,24 @@ class Transcriber:
                 self.model.set_task_prefix(task, info.tokenizer.prefix_ids)
         return names
 
-    @staticmethod
-    def _tokenizer_for(directory: Path, meta: dict[str, Any], tokenizer) -> Tokenizer:
+    def _tokenizer_for(self, directory: Path, meta: dict[str, Any], tokenizer) -> Tokenizer:
+        """The task's tokenizer; artifacts whose tokenizer files have the same (verified) checksums share one
+        object: every task on a released checkpoint carries a copy of its tokenizer (megabytes in memory)."""
         if isinstance(tokenizer, Tokenizer):
             return tokenizer
         if tokenizer is not None:
             return load_tokenizer(tokenizer)
-        if meta.get("tokenizer"):
-            return load_tokenizer(directory / meta["tokenizer"])
-        raise ArtifactError(f"{directory}: has no tokenizer/ folder; pass the tokenizer the task was trained with")
+        if not meta.get("tokenizer"):
+            raise ArtifactError(f"{directory}: has no tokenizer/ folder; pass the tokenizer the task was trained with")
+        folder = str(meta["tokenizer"]) + "/"
+        key = tuple(sorted((name[len(folder):], digest) for name, digest in (meta.get("checksums") or {}).items()
+                           if name.startswith(folder)))
+        if key and key in self._tokenizers:
+            return self._tokenizers[key]
+        loaded = load_tokenizer(directory / meta["tokenizer"])
+        if key:  # an artifact without checksums (older) is loaded on its own
+            self._tokenizers[key] = loaded
+        return loaded
 
     def task_ids(self, tasks: Sequence[str]) -> list[int]:
         if self.model is None:
