@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ def machine_line(threads: int, extra: dict[str, str] | None = None) -> str:
 
 
 def command_line(script: str) -> str:
-    return " ".join([f"python benchmarks/{script}", *sys.argv[1:]])
+    return shlex.join(["python", f"benchmarks/{script}", *sys.argv[1:]])
 
 
 def set_threads(threads: int) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-from bench_report import cpu_model
+from bench_report import command_line, cpu_model
 
 from speechprompt.backbones import build_backbone
 from speechprompt.inference import AudioItem, Failure, Transcriber, load_backbone
@@ -282,7 +282,7 @@ def run(args) -> str:
         sections.append(section_batches(args, backbone_dir, artifacts))
     if "d" in args.sections:
         sections.append(section_precision(args, backbone_dir, artifacts))
-    command = " ".join(["python benchmarks/serving.py", *sys.argv[1:]])
+    command = command_line("serving.py")
     where = (f"{cpu_model()}, {args.threads} thread(s), torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
     backbone_text = str(args.backbone) if args.backbone else f"random {args.family} {args.size}"
     header = (f"Backbone: {backbone_text} ({params / 1e6:.1f} M parameters); prompts of {args.num_prompts} vectors; "
