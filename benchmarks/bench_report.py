@@ -23,11 +23,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def simd_flags() -> str:
+    """The CPU features bf16 and int8 speed depends on (no avx512_bf16/amx: bf16 is emulated, slower than fp32)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return " ".join(f for f in SIMD_FLAGS if f in present) or "none of " + " ".join(SIMD_FLAGS)
+    except OSError:
+        pass
+    return "unknown"
+
+
 def machine_line(threads: int, extra: dict[str, str] | None = None) -> str:
     """CPU model, cores, threads used, library versions, date and load average (a shared machine shows it)."""
     import torch
 
-    parts = [f"{cpu_model()} ({os.cpu_count()} logical cores)", f"{threads} thread(s)", f"torch {torch.__version__}"]
+    parts = [f"{cpu_model()} ({os.cpu_count()} logical cores; {simd_flags()})", f"{threads} thread(s)",
+             f"torch {torch.__version__}"]
     try:
         import transformers
 
