@@ -104,7 +104,10 @@ def main() -> None:
         for method in args.random:
             made = random_artifacts(backbone, Path(work.name) / method, 1, method, RANDOM_OPTIONS[method], args.language)
             tasks[f"{method} (random values)"] = made[0]
-    rows, checks = [], []
+    rows, checks, notes = [], [], []
+    if "zero-shot backbone" in tasks and not getattr(load_backbone(args.backbone), "is_released_checkpoint", False):
+        del tasks["zero-shot backbone"]
+        notes.append("No zero-shot row: the backbone is not a released checkpoint (it has no tokenizer of its own).")
     for name, artifact in tasks.items():
         wers, rtfs = {}, {}
         for precision in PRECISIONS:
@@ -124,7 +127,7 @@ def main() -> None:
     section = (f"### Precision robustness: {args.backbone} on {args.test}\n\n{len(ids)} utterances, {audio:.0f} s of "
                f"audio; beam {args.beam}; WER % after the checkpoint's scoring normaliser; {machine_line(args.threads)}.\n\n"
                f"Command: `{command_line('precision.py')}`\n\n" + table(header, rows) + "\n\n"
-               + "int8 runs: " + "; ".join(checks) + ".\n")
+               + "int8 runs: " + "; ".join(checks) + ". " + " ".join(notes) + "\n")
     print(section)
     write_out(args.out, section)
 

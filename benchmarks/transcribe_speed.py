@@ -6,8 +6,8 @@ for every system, one run measures side by side:
 - speechprompt through the code path of ``speechprompt transcribe`` (its own command-line parser and
   ``transcriber_from_args``, the checkpoint as its zero-shot task, ``Transcriber.transcribe_items``),
   greedy and beam 4, batch 1 and batched (``--batch-seconds``), the encoder on the 30 s window
-  (``--pad-to-window``, the released checkpoints' default) and on the true length (``--no-pad-to-window``,
-  the default of models built here);
+  (``--pad-to-window``, the released checkpoints' default) in float32 and int8 (``--precision int8``,
+  ``--precisions``) and on the true length (``--no-pad-to-window``, the default of models built here);
 - transformers ``WhisperForConditionalGeneration.generate`` on ``WhisperFeatureExtractor``'s 30 s
   features, as its users run it (``language=``/``task=`` for multilingual checkpoints, ``num_beams``),
   batch 1 and the same batches as speechprompt's;
@@ -48,7 +48,7 @@ BATCH_ONE_SECONDS = 1e-3  # --batch-seconds below any utterance: every batch hol
 
 
 # ---------------------------------------------------------------- speechprompt: the transcribe command's path
-def speechprompt_run(args, waves, durations, beam: int, batched: bool, window: bool):
+def speechprompt_run(args, waves, durations, beam: int, batched: bool, window: bool, precision: str = "fp32"):
     """Texts and wall seconds of ``speechprompt transcribe`` with these options on the preloaded waves."""
     from speechprompt.decode_cli import check_decoding_options
     from speechprompt.inference import AudioItem, Failure, transcriber_from_args
@@ -58,7 +58,8 @@ def speechprompt_run(args, waves, durations, beam: int, batched: bool, window: b
     add_arguments(parser)
     argv = ["-", "--backbone", args.backbone, "--beam", str(beam),
             "--batch-seconds", str(args.batch_seconds if batched else BATCH_ONE_SECONDS),
-            "--pad-to-window" if window else "--no-pad-to-window", *(["--language", args.language] if args.language else [])]
+            "--pad-to-window" if window else "--no-pad-to-window", "--precision", precision,
+            *(["--language", args.language] if args.language else [])]
     options = parser.parse_args(argv)
     check_decoding_options(options)
     transcriber = transcriber_from_args(options)
@@ -158,6 +159,9 @@ def main() -> None:
     parser.add_argument("--faster-whisper-python", help="python of a venv with faster-whisper (default: this one)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("transformers", "faster-whisper", "true-length"),
                         help="leave these rows out")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=("fp32", "bf16", "int8"),
+                        help="speechprompt rows on the 30 s window in these --precision settings (default fp32 int8; "
+                             "the true-length rows are fp32)")
     parser.add_argument("--quick", action="store_true", help="greedy rows only (smoke runs)")
     parser.add_argument("--out", help="also write the markdown section here")
     args = parser.parse_args()
@@ -184,13 +188,12 @@ def main() -> None:
               flush=True)
 
     batched_label = f"batched ({len(batches)} batches, <= {args.batch_seconds:g} s)"
-    for window in (True, False):
-        if not window and "true-length" in args.skip:
-            continue
-        mode = "30 s window" if window else "true length"
+    modes = [(True, p) for p in args.precisions] + ([] if "true-length" in args.skip else [(False, "fp32")])
+    for window, precision in modes:
+        mode = ("30 s window" if window else "true length") + ("" if precision == "fp32" else f", {precision}")
         for beam in beams:
             for batched in (False, True):
-                texts, wall, transcriber = speechprompt_run(args, waves, durations, beam, batched, window)
+                texts, wall, transcriber = speechprompt_run(args, waves, durations, beam, batched, window, precision)
                 normaliser = normaliser or scoring_normalizer(transcriber)
                 add(f"speechprompt, {mode}", beam, batched_label if batched else "1", texts, wall)
                 del transcriber

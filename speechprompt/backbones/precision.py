@@ -11,7 +11,10 @@
   (prompt tables, deep prompts, LoRA updates, adapters, a CTC head) and stays float32. Forward
   hooks on a replaced Linear (LoRA's update, an adapter on ``fc2``) are carried over to its
   replacement by ``quantize_dynamic``. Quantise only after the task artifacts are loaded: loading
-  checks the backbone's fingerprint, which hashes the float weights.
+  checks the backbone's fingerprint, which hashes the float weights. The activations' int8 scale is
+  taken per call over the whole input tensor (PyTorch's dynamic quantisation has no per-row scale),
+  so under int8, unlike fp32 and bf16, an utterance's output can change with the batch it is decoded
+  in; CTranslate2's int8 scales each row on its own.
 """
 
 from __future__ import annotations
