@@ -48,7 +48,7 @@ def waves(count: int = 3) -> list[torch.Tensor]:
     return [torch.randn(int(16000 * (0.6 + 0.2 * i)), generator=generator) * 0.1 for i in range(count)]
 
 
-def first_step_probs(transcriber: Transcriber, batch: list[torch.Tensor]) -> torch.Tensor:
+def first_step_log_probs(transcriber: Transcriber, batch: list[torch.Tensor]) -> torch.Tensor:
     """(B,V) next-token probabilities after the task prefix, computed as decoding computes them."""
     lengths = torch.tensor([len(w) for w in batch])
     padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
@@ -70,22 +70,22 @@ def test_outputs_stay_close_to_fp32(artifacts, method, precision):
     reference.add_task("t", made[method])
     other = Transcriber(load_backbone(root / "backbone"), precision=precision)
     other.add_task("t", made[method])
-    expected, got = first_step_probs(reference, batch), first_step_probs(other, batch)
+    expected, got = first_step_log_probs(reference, batch), first_step_log_probs(other, batch)
     assert (got - expected).abs().max() < 0.02  # log-probabilities; a task changes them by 0.05-0.5 here
     if method != "finetune":  # the task's own tables still act under the lower precision, as much as in fp32
-        effect = expected - first_step_probs_without_task(root, "fp32", batch)
-        effect_here = got - first_step_probs_without_task(root, precision, batch)
+        effect = expected - first_step_log_probs_without_task(root, "fp32", batch)
+        effect_here = got - first_step_log_probs_without_task(root, precision, batch)
         assert (effect_here - effect).abs().max() < 0.5 * effect.abs().max()
 
 
-def first_step_probs_without_task(root, precision: str, batch) -> torch.Tensor:
+def first_step_log_probs_without_task(root, precision: str, batch) -> torch.Tensor:
     """The backbone alone under ``precision`` (a prompt artifact of zero prompts is not possible: use LoRA at zero)."""
     transcriber = Transcriber(load_backbone(root / "backbone"), precision=precision)
     model = build_tuned_model(transcriber.backbone, "lora", {"rank": 1})  # up = 0: the backbone's own function
     model.save_artifact(root / f"identity-{precision}", root / "tokenizer")
     model.release()
     transcriber.add_task("t", root / f"identity-{precision}")
-    return first_step_probs(transcriber, batch)
+    return first_step_log_probs(transcriber, batch)
 
 
 def test_int8_quantises_the_backbone_only(artifacts):
