@@ -1,6 +1,6 @@
 """Serving many tasks from one frozen backbone: prompts vs fine-tuned copies, measured side by side.
 
-  (a) N = 1, 10, 100 task prompts on one backbone vs N fine-tuned copies of the backbone:
+  (a) N = 1, 10, 100 task prompts on one backbone (a released checkpoint too: ``--backbone whisper-base``) vs N fine-tuned copies of the backbone:
       resident memory (psutil RSS, each case in a fresh process) and load time. 100 copies are
       extrapolated linearly from 1 and 10 (said so in the table).
   (b) time to switch task: another prompt already loaded (a task id in the batch), a prompt
@@ -8,7 +8,7 @@
   (c) throughput of mixed-task batches (10 tasks) vs single-task batches.
   (d) real-time factor of greedy and beam decoding.
   (e) (d) again under bf16 autocast and with the backbone's Linear layers quantised to int8
-      (torch.ao.quantization.quantize_dynamic), with the WER of each when a trained backbone,
+      (torch.ao.quantization.quantize_dynamic; ``speechprompt transcribe --precision``), with the WER of each when a trained backbone,
       its task artifact and a test data dir are given.
 
 Without ``--backbone`` a randomly initialised ``small`` wav2vec2 backbone and random prompt tables
@@ -18,6 +18,7 @@ Tables are printed and written to ``docs/benchmarks.md`` under "Serving".
     python benchmarks/serving.py                                   # random small backbone
     python benchmarks/serving.py --quick                           # fewer utterances and repeats
     python benchmarks/serving.py --backbone exp/backbone --task exp/prompt/artifact --test-dir data/test
+    python benchmarks/serving.py --backbone whisper-base --sections ab --title "Serving on whisper-base"
 """
 
 from __future__ import annotations
@@ -27,24 +28,21 @@ import ctypes
 import gc
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import psutil
 import torch
+from bench_report import command_line, cpu_model
 
 from speechprompt.backbones import build_backbone
-from speechprompt.data.text import SPECIALS, CharTokenizer
 from speechprompt.inference import AudioItem, Failure, Transcriber, load_backbone
-from speechprompt.tuning import build_tuned_model
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
@@ -71,24 +69,18 @@ def folder_mb(path: Path) -> float:
 # ---------------------------------------------------------------- set-up
 def prepare(args, work: Path) -> tuple[Path, list[Path], Path]:
     """(backbone dir, prompt artifact dirs, fine-tuned copy dir) in ``work``."""
+    from task_artifacts import random_artifacts
+
     if args.backbone:
-        backbone_dir = Path(args.backbone)
-        backbone = load_backbone(backbone_dir)
+        backbone = load_backbone(args.backbone)
+        backbone_dir = Path(backbone.source_dir)  # a fetched name resolved to its folder
     else:
         backbone = build_backbone(args.family, args.size, vocab_size=64)
         backbone_dir = work / "backbone"
         backbone.save_pretrained(backbone_dir)
-    # a tokenizer of exactly the backbone's vocabulary, so random prompts need no vocabulary of their own
-    tokens = list(SPECIALS) + [chr(0x4E00 + i) for i in range(backbone.vocab_size - len(SPECIALS))]
-    CharTokenizer(tokens).save(work / "tokenizer")
-    model = build_tuned_model(backbone, "prompt", {"num_prompts": args.num_prompts})
-    artifacts = []
-    for index in range(max(args.tasks)):
-        with torch.no_grad():
-            model.method.prompts.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(index))
-        model.save_artifact(work / f"prompt{index:03d}", work / "tokenizer")
-        artifacts.append(work / f"prompt{index:03d}")
-    model.method.detach_hooks()
+    # random prompt tables: their values change neither time nor memory; a released checkpoint keeps its tokenizer
+    artifacts = random_artifacts(backbone, work, max(args.tasks), "prompt", {"num_prompts": args.num_prompts},
+                                 args.language)
     finetuned = work / "finetuned"
     with torch.no_grad():  # a fine-tuned copy: every weight moved a little
         for param in backbone.parameters():
@@ -146,37 +138,28 @@ def timed_transcribe(transcriber: Transcriber, waves, tasks, repeats: int) -> tu
     return best, results
 
 
-def quantise_int8(transcriber: Transcriber) -> None:
-    """Dynamic int8 quantisation of every nn.Linear of the backbone, in place (after the tasks are loaded,
-    since a task checks the backbone's fingerprint when it is added)."""
-    with warnings.catch_warnings():  # deprecated in favour of torchao, which this project does not depend on
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.ao.quantization.quantize_dynamic(transcriber.backbone.model, {torch.nn.Linear}, dtype=torch.qint8,
-                                               inplace=True)
-
-
 def variant(backbone_dir, prompts: dict, kind: str, args, tokenizer=None, ctc_weight: float = 0.0) -> Transcriber:
-    transcriber = Transcriber(load_backbone(backbone_dir), dtype="bfloat16" if kind == "bf16" else "float32",
-                              max_len=args.max_len, batch_seconds=args.batch_seconds, ctc_weight=ctc_weight)
+    """A Transcriber in precision ``kind`` (fp32, bf16, int8: the serving path's own, ``--precision``)."""
+    transcriber = Transcriber(load_backbone(backbone_dir), precision=kind, max_len=args.max_len,
+                              batch_seconds=args.batch_seconds, ctc_weight=ctc_weight)
     for name, directory in prompts.items():
         transcriber.add_task(name, directory, tokenizer)
-    if kind == "int8":
-        quantise_int8(transcriber)
     return transcriber
 
 
 def test_wer(transcriber: Transcriber, test_dir: Path, beam: int) -> float:
+    """WER (percent) after the normaliser ``speechprompt score --normalizer auto`` uses for these hypotheses."""
     from speechprompt.data.kaldi_dir import DataDir
-    from speechprompt.data.text import normalize_text
-    from speechprompt.score.wer import score_transcripts
+    from speechprompt.decode_cli import scoring_normalizer
+    from speechprompt.score.wer import get_normalizer, score_transcripts
 
     data = DataDir.read(test_dir)
     transcriber.beam = beam
     items = [AudioItem(u, lambda u=u: data.load_audio(u), "test", data.utt2dur.get(u)) for u in data.utt_ids]
     hyps = {it.key: r.text for it, r in transcriber.transcribe_items(items) if not isinstance(r, Failure)}
-    refs = {u: normalize_text(data.text[u]) for u in hyps}
+    refs = {u: data.text[u] for u in hyps}
     transcriber.beam = 1
-    return score_transcripts(refs, hyps).word.rate  # percent
+    return score_transcripts(refs, hyps, get_normalizer(scoring_normalizer(transcriber))).word.rate
 
 
 # ---------------------------------------------------------------- tables
@@ -186,14 +169,8 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> str:
-    torch.set_num_threads(args.threads)
-    work = Path(tempfile.mkdtemp(prefix="serving-"))
-    backbone_dir, artifacts, finetuned = prepare(args, work)
-    params = load_backbone(backbone_dir).num_parameters()
-    sections = []
-
-    # (a) memory and load time
+def section_memory(args, backbone_dir: Path, artifacts: list[Path], finetuned: Path) -> str:
+    """(a) resident memory and load time of N prompts on one backbone vs N fine-tuned copies."""
     rows = []
     measured = {}
     for count in args.tasks:
@@ -209,12 +186,14 @@ def run(args) -> str:
                       f"~{measured[1]['seconds'] + slope_s * (count - 1):.1f} s (extrapolated from 1 and 10)")
         rows.append([count, f"{p['added_mb']:.0f} MB, {p['seconds']:.2f} s", copies])
     disk = [f"one prompt artifact {folder_mb(artifacts[0]) * 1024:.0f} KB", f"one fine-tuned copy {folder_mb(finetuned):.1f} MB"]
-    sections.append("### (a) Resident memory added and load time, N tasks\n\n"
-                    + table(["N tasks", "N prompts on one backbone", "N fine-tuned copies"], rows)
-                    + f"\n\nOn disk: {disk[0]}; {disk[1]}. Memory is the RSS growth of a fresh process while loading "
-                    "(backbone included); each fine-tuned copy is loaded from the same folder (page cache warm).")
+    return ("### (a) Resident memory added and load time, N tasks\n\n"
+            + table(["N tasks", "N prompts on one backbone", "N fine-tuned copies"], rows)
+            + f"\n\nOn disk: {disk[0]}; {disk[1]}. Memory is the RSS growth of a fresh process while loading "
+            "(backbone included); each fine-tuned copy is loaded from the same folder (page cache warm).")
 
-    # (b) switching task
+
+def section_switch(args, backbone_dir: Path, artifacts: list[Path], finetuned: Path) -> str:
+    """(b) time to switch to a loaded task, to a prompt from disk, to a fine-tuned model from disk."""
     transcriber = Transcriber(load_backbone(backbone_dir), max_len=args.max_len, batch_seconds=args.batch_seconds)
     transcriber.add_task("t0", artifacts[0])
     prompt_load = []
@@ -222,18 +201,28 @@ def run(args) -> str:
         start = time.perf_counter()
         transcriber.add_task(f"t{index}", artifacts[index])
         prompt_load.append(time.perf_counter() - start)
+    last = transcriber.tasks[-1]
+    gather = []
+    for _ in range(5):  # what a task change costs an utterance: the task-id lookup and the gather of its prompt rows
+        start = time.perf_counter()
+        for _ in range(1000):
+            transcriber.model.method.prompts[torch.tensor(transcriber.task_ids([last]))]
+        gather.append((time.perf_counter() - start) / 1000)
     model_load = []
     for _ in range(3):
         start = time.perf_counter()
         load_backbone(finetuned)
         model_load.append(time.perf_counter() - start)
-    sections.append("### (b) Time to switch task\n\n" + table(["switch to", "time"], [
-        ["a prompt already loaded", "none: the task id travels with the utterance (one gather in the batch)"],
+    return "### (b) Time to switch task\n\n" + table(["switch to", "time"], [
+        ["a prompt already loaded", f"{1000 * statistics.median(gather):.3f} ms (the task id travels with the utterance: "
+                                    "name lookup + one gather of its prompt rows; median of 5 x 1000)"],
         ["a prompt artifact from disk (add_task)", f"{1000 * statistics.median(prompt_load):.1f} ms (median of {len(prompt_load)})"],
         ["a fine-tuned model from disk", f"{1000 * statistics.median(model_load):.0f} ms (median of 3)"],
-    ]))
+    ])
 
-    # (c) mixed vs single-task batches, (d)/(e) RTF by decoding and numeric variant
+
+def section_batches(args, backbone_dir: Path, artifacts: list[Path]) -> tuple[str, list, dict]:
+    """(c) mixed-task vs single-task batches; returns the section, the waves and the loaded prompts."""
     waves = generated_audio(args.utterances)
     audio_s = sum(len(w) for w in waves) / 16000
     names = [f"t{i}" for i in range(min(10, len(artifacts)))]
@@ -246,9 +235,16 @@ def run(args) -> str:
         tokens = sum(r.num_tokens for r in results)
         rows.append([label, f"{len(waves) / wall:.2f}", f"{audio_s / wall:.1f}", f"{wall / audio_s:.4f}",
                      f"{tokens / wall:.0f}", tokens])
-    sections.append(f"### (c) Mixed-task vs single-task batches (greedy, {len(waves)} utterances, {audio_s:.0f} s)\n\n"
-                    + table(["batches", "utterances/s", "audio s per s", "RTF", "tokens/s", "tokens out"], rows))
+    return (f"### (c) Mixed-task vs single-task batches (greedy, {len(waves)} utterances, {audio_s:.0f} s)\n\n"
+            + table(["batches", "utterances/s", "audio s per s", "RTF", "tokens/s", "tokens out"], rows))
 
+
+def section_precision(args, backbone_dir: Path, artifacts: list[Path]) -> str:
+    """(d, e) RTF of greedy and beam decoding under fp32, bf16, int8; WER with a trained task."""
+    waves = generated_audio(args.utterances)
+    audio_s = sum(len(w) for w in waves) / 16000
+    names = [f"t{i}" for i in range(min(10, len(artifacts)))]
+    prompts = {name: artifacts[i] for i, name in enumerate(names)}
     trained = {"test": args.task} if args.task and args.test_dir else None
     rows = []
     for kind in ("fp32", "bf16", "int8"):
@@ -267,26 +263,40 @@ def run(args) -> str:
     note = (f"WER on {args.test_dir} with {args.task}, CTC weight {args.ctc_weight} (the int8 rows leave the small "
             "CTC head in float32)") if trained else (
         "WER not measured: no trained backbone + task artifact + test set given (--backbone, --task, --test-dir)")
-    sections.append("### (d, e) Real-time factor (wall s / audio s) and WER by decoding and numeric format\n\n"
-                    + table(["backbone", "RTF greedy", f"RTF beam {args.beam}", "WER greedy", f"WER beam {args.beam}"], rows)
-                    + f"\n\n{note}.")
+    return ("### (d, e) Real-time factor (wall s / audio s) and WER by decoding and numeric format\n\n"
+            + table(["backbone", "RTF greedy", f"RTF beam {args.beam}", "WER greedy", f"WER beam {args.beam}"], rows)
+            + f"\n\n{note}.")
 
-    command = " ".join(["python benchmarks/serving.py", *sys.argv[1:]])
-    where = (f"{platform.processor() or platform.machine()}, {args.threads} thread(s), torch {torch.__version__}, "
-             f"{time.strftime('%Y-%m-%d')}")
+
+def run(args) -> str:
+    torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="serving-"))
+    backbone_dir, artifacts, finetuned = prepare(args, work)
+    params = load_backbone(backbone_dir).num_parameters()
+    sections = []
+    if "a" in args.sections:
+        sections.append(section_memory(args, backbone_dir, artifacts, finetuned))
+    if "b" in args.sections:
+        sections.append(section_switch(args, backbone_dir, artifacts, finetuned))
+    if "c" in args.sections:
+        sections.append(section_batches(args, backbone_dir, artifacts))
+    if "d" in args.sections:
+        sections.append(section_precision(args, backbone_dir, artifacts))
+    command = command_line("serving.py")
+    where = (f"{cpu_model()}, {args.threads} thread(s), torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
     backbone_text = str(args.backbone) if args.backbone else f"random {args.family} {args.size}"
     header = (f"Backbone: {backbone_text} ({params / 1e6:.1f} M parameters); prompts of {args.num_prompts} vectors; "
               f"max {args.max_len} tokens per utterance; {where}. Timings come from a machine shared with other "
-              "jobs: the fp32 greedy single-task figure appears in both (c) and (d) and shows the run-to-run "
-              f"spread.\n\nCommand: `{command}`")
+              "jobs" + (": the fp32 greedy single-task figure appears in both (c) and (d) and shows the run-to-run "
+                        "spread" if {"c", "d"} <= set(args.sections) else "") + f".\n\nCommand: `{command}`")
     shutil.rmtree(work, ignore_errors=True)
-    return "## Serving\n\n" + header + "\n\n" + "\n\n".join(sections) + "\n"
+    return f"## {args.title}\n\n" + header + "\n\n" + "\n\n".join(sections) + "\n"
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace the '## Serving' section of ``doc`` (or append it), keeping every other section."""
+def write_section(doc: Path, section: str, title: str = "Serving") -> None:
+    """Replace the '## <title>' section of ``doc`` (or append it), keeping every other section."""
     text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
-    start = text.find("## Serving\n")
+    start = text.find(f"## {title}\n")
     if start >= 0:
         end = text.find("\n## ", start + 1)
         rest = text[end:] if end >= 0 else ""  # '\n## <next section>...': a blank line before it
@@ -299,7 +309,11 @@ def write_section(doc: Path, section: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbone", help="trained backbone folder (default: random small wav2vec2)")
+    parser.add_argument("--backbone", help="backbone folder or fetched name, e.g. whisper-base (default: random small wav2vec2)")
+    parser.add_argument("--language", help="language token of a released multilingual checkpoint (its random prompts)")
+    parser.add_argument("--sections", default="abcd",
+                        help="which tables: a memory/load, b switching, c mixed batches, d precision (default abcd)")
+    parser.add_argument("--title", default="Serving", help="markdown section title, replaced in --doc (default Serving)")
     parser.add_argument("--task", help="trained task artifact on --backbone, for the WER columns")
     parser.add_argument("--test-dir", help="Kaldi test data dir, for the WER columns")
     parser.add_argument("--family", default="wav2vec2")
@@ -314,7 +328,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared machine)")
     parser.add_argument("--quick", action="store_true", help="12 utterances, one repeat")
-    parser.add_argument("--doc", default=str(DOC), help="markdown file to update ('' = print only)")
+    parser.add_argument("--doc", "--out", default=str(DOC), help="markdown file to update ('' = print only)")
     args = parser.parse_args()
     args.tasks = (1, 10, 100)
     if args.quick:
@@ -322,7 +336,7 @@ def main() -> None:
     section = run(args)
     print(section)
     if args.doc:
-        write_section(Path(args.doc), section)
+        write_section(Path(args.doc), section, args.title)
         print(f"written to {args.doc}", file=sys.stderr)
 
 

@@ -11,7 +11,7 @@ Examples:
   speechprompt decode --backbone exp/backbone --task exp/prompt/artifact --data data/test \\
       --out exp/prompt/decode_test
   speechprompt decode --backbone exp/backbone --task exp/prompt/artifact --data data/test \\
-      --out exp/prompt/decode_test_beam4 --beam 4 --length-penalty 1.0 --device cuda --dtype bfloat16
+      --out exp/prompt/decode_test_beam4 --beam 4 --length-penalty 1.0 --device cuda --precision bf16
   speechprompt decode --backbone exp/backbone --task asr=exp/asr/artifact --task slu=exp/slu/artifact \\
       --data data/mixed_test --out exp/mixed/decode      # data/mixed_test/utt2task names asr or slu
   speechprompt score --task asr --ref exp/prompt/decode_test/ref.trn --hyp exp/prompt/decode_test/hyp.trn
@@ -217,7 +217,7 @@ def write_outputs(args, transcriber, hyps, refs, failures, audio_seconds, wall, 
             "ctc_weight": args.ctc_weight,
             "max_len": args.max_len, "max_len_ratio": transcriber.max_len_ratio, "batch_seconds": args.batch_seconds,
             "max_repeats": args.max_repeats, "pad_to_window": getattr(transcriber.backbone, "pad_to_window", None), "language": args.language,
-            "device": args.device, "dtype": args.dtype,
+            "device": args.device, "precision": transcriber.precision, "dtype": transcriber.dtype,
         },
     }
     (args.out / "decode.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -27,7 +27,6 @@ utterance's share of its batch's decoding time.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 from speechprompt.backbones import load_backbone as _load_backbone_folder
+from speechprompt.backbones.precision import PRECISIONS, autocast, check_precision, quantize_int8
 from speechprompt.data.audio import TARGET_SAMPLE_RATE, AudioError
 from speechprompt.data.dataset import LengthBucketSampler
 from speechprompt.data.text import Tokenizer, load_tokenizer
@@ -46,8 +46,6 @@ from speechprompt.decode import DEFAULT_MAX_REPEATS, beam_search, greedy_search
 from speechprompt.joint_decode import ctc_greedy_search, joint_search
 from speechprompt.score.slu_format import RESERVED, parse
 from speechprompt.tuning import ArtifactError, TunedModel, load_task, read_artifact
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 __all__ = ["ArtifactError", "AudioItem", "Failure", "Result", "Transcriber", "load_backbone", "load_task"]
 
@@ -88,13 +86,26 @@ def add_decoding_arguments(parser) -> None:
                                            "replaces the task artifact's own")
     parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch (default 60)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
-                        help="bfloat16 decodes under autocast (default float32)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="fp32 (default); bf16: bfloat16 autocast; int8: the backbone's Linear layers dynamically "
+                             "quantised (CPU). Task tables (prompts, LoRA, adapters) stay float32 in every case")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                        help="older spelling of --precision: float32 = fp32, bfloat16 = bf16")
+
+
+def precision_of(args) -> str:
+    """--precision, else the older --dtype, else fp32; the two may not disagree."""
+    from speechprompt.backbones.precision import DTYPE_PRECISION
+
+    old = DTYPE_PRECISION[args.dtype] if getattr(args, "dtype", None) else None
+    if args.precision and old and args.precision != old:
+        raise ValueError(f"--precision {args.precision} and --dtype {args.dtype} disagree; give --precision only")
+    return args.precision or old or "fp32"
 
 
 def transcriber_from_args(args) -> Transcriber:
     """A Transcriber on ``args.backbone`` with the options of :func:`add_decoding_arguments`."""
-    return Transcriber(load_backbone(args.backbone), device=args.device, dtype=args.dtype, beam=args.beam,
+    return Transcriber(load_backbone(args.backbone), device=args.device, precision=precision_of(args), beam=args.beam,
                        length_penalty=args.length_penalty, max_len=args.max_len, max_len_ratio=args.max_len_ratio,
                        batch_seconds=args.batch_seconds, ctc_weight=args.ctc_weight, max_repeats=args.max_repeats,
                        pad_to_window=args.pad_to_window)
@@ -157,12 +168,15 @@ class _TaskInfo:
 class Transcriber:
     """A frozen backbone + the task prompts loaded on it; batched greedy (beam=1) or beam search.
 
-    ``dtype="bfloat16"`` decodes under autocast; ``batch_seconds`` bounds the padded audio of a batch.
+    ``precision``: "fp32", "bf16" (bfloat16 autocast) or "int8" (the backbone's Linear layers quantised when
+    decoding first starts, after the tasks are loaded; see ``backbones.precision``); ``dtype`` is its older
+    spelling ("float32", "bfloat16"). ``batch_seconds`` bounds the padded audio of a batch.
     ``ctc_weight`` (needs a CTC head): 0 = attention decoding only, 1 = CTC best path only, in between =
     the attention candidates and the CTC best path rescored jointly (``joint_decode.joint_search``).
     """
 
-    def __init__(self, backbone, *, device: str | torch.device = "cpu", dtype: str = "float32", beam: int = 1,
+    def __init__(self, backbone, *, device: str | torch.device = "cpu", precision: str = "fp32",
+                 dtype: str | None = None, beam: int = 1,
                  length_penalty: float = 1.0, max_len: int = 200, max_len_ratio: float | None = None,
                  batch_seconds: float = 60.0, ctc_weight: float = 0.0, max_repeats: int = DEFAULT_MAX_REPEATS,
                  pad_to_window: bool | None = None) -> None:
@@ -174,8 +188,13 @@ class Transcriber:
         if max_repeats < 0:
             raise ValueError(f"max_repeats={max_repeats} must be >= 0 (0 = no loop guard)")
         self.max_repeats = max_repeats
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype {dtype!r}: choose one of {sorted(DTYPES)}")
+        if dtype is not None:
+            if precision != "fp32" and check_precision(dtype) != check_precision(precision):
+                raise ValueError(f"precision={precision!r} and dtype={dtype!r} disagree; give precision only")
+            precision = dtype
+        self.precision = check_precision(precision, device)
+        self.dtype = "bfloat16" if self.precision == "bf16" else "float32"  # what autocast computes in
+        self.quantized_layers = 0  # int8: Linear layers quantised so far (done at the first decoding)
         if beam < 1 or batch_seconds <= 0:
             raise ValueError(f"beam={beam} must be >= 1 and batch_seconds={batch_seconds} positive")
         if not 0.0 <= ctc_weight <= 1.0:
@@ -183,12 +202,13 @@ class Transcriber:
         self.ctc_weight = ctc_weight
         self.device = torch.device(device)
         self.backbone = backbone.eval().to(self.device)
-        self.dtype, self.beam, self.length_penalty = dtype, beam, length_penalty
+        self.beam, self.length_penalty = beam, length_penalty
         if max_len_ratio is None:
             max_len_ratio = float(getattr(backbone, "default_max_len_ratio", 1.0))
         self.max_len, self.max_len_ratio, self.batch_seconds = max_len, max_len_ratio, batch_seconds
         self.model: TunedModel | None = None
         self.task_info: dict[str, _TaskInfo] = {}
+        self._tokenizers: dict[tuple, Tokenizer] = {}  # by the checksums of an artifact's tokenizer files
 
     @classmethod
     def from_dirs(cls, backbone_dir: str | Path, prompts: dict[str, str | Path], **options: Any) -> Transcriber:
@@ -267,15 +287,24 @@ class Transcriber:
                 self.model.set_task_prefix(task, info.tokenizer.prefix_ids)
         return names
 
-    @staticmethod
-    def _tokenizer_for(directory: Path, meta: dict[str, Any], tokenizer) -> Tokenizer:
+    def _tokenizer_for(self, directory: Path, meta: dict[str, Any], tokenizer) -> Tokenizer:
+        """The task's tokenizer; artifacts whose tokenizer files have the same (verified) checksums share one
+        object: every task on a released checkpoint carries a copy of its tokenizer (megabytes in memory)."""
         if isinstance(tokenizer, Tokenizer):
             return tokenizer
         if tokenizer is not None:
             return load_tokenizer(tokenizer)
-        if meta.get("tokenizer"):
-            return load_tokenizer(directory / meta["tokenizer"])
-        raise ArtifactError(f"{directory}: has no tokenizer/ folder; pass the tokenizer the task was trained with")
+        if not meta.get("tokenizer"):
+            raise ArtifactError(f"{directory}: has no tokenizer/ folder; pass the tokenizer the task was trained with")
+        folder = str(meta["tokenizer"]) + "/"
+        key = tuple(sorted((name[len(folder):], digest) for name, digest in (meta.get("checksums") or {}).items()
+                           if name.startswith(folder)))
+        if key and key in self._tokenizers:
+            return self._tokenizers[key]
+        loaded = load_tokenizer(directory / meta["tokenizer"])
+        if key:  # an artifact without checksums (older) is loaded on its own
+            self._tokenizers[key] = loaded
+        return loaded
 
     def task_ids(self, tasks: Sequence[str]) -> list[int]:
         if self.model is None:
@@ -298,9 +327,15 @@ class Transcriber:
 
     # ---------------------------------------------------------------- decoding
     def autocast(self):
-        if self.dtype == "float32":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.dtype])
+        return autocast(self.precision, self.device)
+
+    def apply_precision(self) -> None:
+        """int8: quantise the backbone's Linear layers once, after the tasks are loaded (a task added later
+        joins with its float32 tables; its fingerprint check uses the float backbone's, kept from loading)."""
+        if self.precision == "int8" and not self.quantized_layers:
+            if self.model is None:
+                raise ArtifactError("no task loaded; add one before decoding")
+            self.quantized_layers = quantize_int8(self.backbone)
 
     @torch.inference_mode()
     def decode_ids(self, waveforms: Sequence[np.ndarray | torch.Tensor], task_ids: Sequence[int]) -> list[list[int]]:
@@ -310,6 +345,7 @@ class Transcriber:
         for row, wave in enumerate(waveforms):
             batch[row, : lengths[row]] = torch.as_tensor(np.asarray(wave, dtype=np.float32))
         batch, lengths = batch.to(self.device), lengths.to(self.device)
+        self.apply_precision()
         tasks = torch.tensor(list(task_ids), dtype=torch.long, device=self.device)
         settings = dict(max_len=self.max_len, max_len_ratio=self.max_len_ratio)
         if self.ctc_weight > 0 and getattr(self.model.backbone, "ctc_head", None) is None:

@@ -109,6 +109,15 @@ def test_bfloat16_autocast_decodes_every_utterance(setup, tmp_path):
     assert json.loads((tmp_path / "bf16" / "decode.json").read_text())["settings"]["dtype"] == "bfloat16"
 
 
+def test_int8_precision_decodes_every_utterance(setup, tmp_path, capsys):
+    root, asr, _, utts = setup
+    assert decode(root, tmp_path / "int8", "--task", asr, "--precision", "int8") == 0
+    assert sorted(read_transcripts(tmp_path / "int8" / "hyp.trn")) == sorted(utts)
+    assert json.loads((tmp_path / "int8" / "decode.json").read_text())["settings"]["precision"] == "int8"
+    assert decode(root, tmp_path / "both", "--task", asr, "--precision", "int8", "--dtype", "bfloat16") == 2
+    assert "disagree" in capsys.readouterr().err
+
+
 def test_utt2task_naming_an_unloaded_task_is_an_error(setup, tmp_path, capsys):
     root, asr, _, utts = setup
     data = DataDir.read(root / "data")

@@ -79,6 +79,8 @@ def test_multilingual_prefix_needs_a_language_and_saves_it(checkpoint, tmp_path)
     assert load_tokenizer(tmp_path / "saved", language="en").prefix_ids[1] == hf.token_to_id("<|en|>")
     with pytest.raises(TokenizerError, match="not one of"):
         tok.with_language("xx")
+    english = tok.with_language("en")  # another prefix on the same parsed vocabulary
+    assert english.hf is tok.hf and english.prefix_ids[1] == hf.token_to_id("<|en|>") and tok.language == "fr"
 
 
 def test_loss_covers_the_text_and_eos_only(checkpoint):

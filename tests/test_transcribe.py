@@ -138,3 +138,10 @@ def test_task_list_with_unknown_task_reports_that_file(setup, capsys, tmp_path):
     assert sorted(rows) == [str(waves[1])] and rows[str(waves[1])]["task"] == "slu"
     # waves[2] has no line in the list and two prompts are loaded: reported, not guessed
     assert f"skipped {waves[2]}: no task given and 2 are loaded" in err
+
+
+def test_tasks_with_the_same_tokenizer_files_share_one_tokenizer(setup):
+    root, asr, slu, _ = setup
+    transcriber = Transcriber.from_dirs(root / "backbone", {"a": asr, "b": slu})
+    assert transcriber.task_info["a"].tokenizer is transcriber.task_info["b"].tokenizer
+    assert transcriber.task_info["b"].slu and not transcriber.task_info["a"].slu  # still each task's own settings

