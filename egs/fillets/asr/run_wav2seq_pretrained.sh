@@ -10,11 +10,12 @@
 # vocabulary, trained with each method), 10 min and 1 h; rows named after the backbone (wav2seq-base) join
 # run.sh's in exp/ and RESULTS.md.
 #
-#   ./run_wav2seq_pretrained.sh                 # the full run (pretraining about an hour on 2 CPU cores)
+#   ./run_wav2seq_pretrained.sh                 # the full run: 10 min, 3 seeds (pretraining about an hour on 2 cores)
+#   ./run_wav2seq_pretrained.sh --sizes 1h --seeds 1   # adds the 1 h rows, one seed
 #   ./run_wav2seq_pretrained.sh --quick         # every stage at tiny sizes
-#   ./run_wav2seq_pretrained.sh --stage 6 --sizes 1h --seeds "1 2 3"
-# Options: --checkpoint NAME|DIR (default whisper-base), --layer K (default 6), --sizes "10min 1h", and those of
-# recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results, --force).
+# Options: --checkpoint NAME|DIR (default whisper-base), --layer K (default 6), --sizes "10min 1h" (default 10min),
+# and those of recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp,
+# --results, --force).
 set -euo pipefail
 cd "$(dirname "$0")"
 methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
@@ -31,7 +32,7 @@ if $quick; then
   corpora=corpora_quick; sizes=${sizes:-10min}; seeds=${seeds:-1}; pretrain_conf=conf/pretrain_on_checkpoint_quick.yaml
   clusters=20; bpe_vocab=60
 else
-  corpora=corpora; sizes=${sizes:-10min 1h}; seeds=${seeds:-1}; pretrain_conf=conf/pretrain_on_checkpoint.yaml
+  corpora=corpora; sizes=${sizes:-10min}; seeds=${seeds:-1 2 3}; pretrain_conf=conf/pretrain_on_checkpoint.yaml
   clusters=200; bpe_vocab=1000
 fi
 data=$corpora/fillets_cs/data

@@ -11,31 +11,37 @@
 # 10 min and 1 h of labelled speech using every method (characters: a new decoder vocabulary, trained with each
 # method); decode, score and write RESULTS.md. Its rows are named after the backbone (wav2seq-tiny.en).
 #
-#   ./run_wav2seq_pretrained.sh                 # the full run (pretraining about an hour on 2 CPU cores)
+#   ./run_wav2seq_pretrained.sh                 # the full run: 10 min, 3 seeds (pretraining about an hour on 2 cores)
+#   ./run_wav2seq_pretrained.sh --sizes 1h --seeds 1   # adds the 1 h rows, one seed
 #   ./run_wav2seq_pretrained.sh --quick         # every stage at tiny sizes
-#   ./run_wav2seq_pretrained.sh --stage 4 --seeds "1 2 3"
-# Options: --checkpoint NAME|DIR (default whisper-tiny.en), --layer K (default 3), and those of
-# recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds, --exp, --results, --force).
+# Options: --checkpoint NAME|DIR (default whisper-tiny.en), --layer K (default 3), --sizes "10min 1h" (default
+# 10min), and those of recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp,
+# --results, --force).
 set -euo pipefail
 cd "$(dirname "$0")"
 methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
 checkpoint=whisper-tiny.en
 layer=3
-extra_opts=(checkpoint layer)
+sizes=""
+extra_opts=(checkpoint layer sizes)
 . ../../../recipes/stage_lib.sh "$@"
 # everything made here lives in <exp>/wav2seq_pretrained; the results table covers <exp> (run.sh's rows too)
 root_exp=$exp; exp=$exp/wav2seq_pretrained; mkdir -p "$exp/logs" "$exp/.done"
 name=wav2seq-$(basename "$checkpoint" | sed 's/^whisper-//')
 
 if $quick; then
-  corpora=corpora_quick; sizes="10min"; seeds=${seeds:-1}; pretrain_conf=conf/pretrain_on_checkpoint_quick.yaml
+  corpora=corpora_quick; sizes=${sizes:-10min}; seeds=${seeds:-1}; pretrain_conf=conf/pretrain_on_checkpoint_quick.yaml
   clusters=20; bpe_vocab=60
 else
-  corpora=corpora; sizes="10min 1h"; seeds=${seeds:-1}; pretrain_conf=conf/pretrain_on_checkpoint.yaml
+  corpora=corpora; sizes=${sizes:-10min}; seeds=${seeds:-1 2 3}; pretrain_conf=conf/pretrain_on_checkpoint.yaml
   clusters=100; bpe_vocab=500
 fi
 data=$corpora/synth/data
-adapt_size() { case $1 in 10min) echo adapt_10min ;; 1h) echo adapt_1h ;; esac; }
+adapt_size() {
+  case $1 in 10min) echo adapt_10min ;; 1h) echo adapt_1h ;;
+    *) echo "$0: unknown size '$1' (choose from 10min, 1h)" >&2; return 1 ;; esac
+}
+for size in $sizes; do adapt_size "$size" >/dev/null || exit 2; done
 
 run_stage 0 "build the synthetic corpus" \
   speechprompt prepare --corpora synth --out "$corpora" --nj "$nj" $quick_flag
