@@ -62,4 +62,5 @@ adapt_all() {
 
 run_stage 2 "adapt $name with every method ($sizes)" adapt_all
 
-run_stage 3 "results table" speechprompt report "$exp/adapt" --also cer --out "$results"
+run_stage 3 "results table (with run_wav2seq_pretrained.sh's rows when present)" \
+  speechprompt report "$exp" --also cer --out "$results"
