@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from bench_report import command_line, load_utterances, machine_line, set_threads, table, write_out
 
-from speechprompt.inference import Transcriber, load_backbone
+from speechprompt.decoding.transcriber import Transcriber, load_backbone
 
 
 def make_transcriber(args, artifacts: list[Path]) -> Transcriber:

@@ -39,9 +39,9 @@ RANDOM_OPTIONS = {"prompt": {"num_prompts": 50}, "ulpt": {"num_prompts": 50, "ra
 
 def decode(args, artifact: Path | None, precision: str, waves, durations):
     """(texts, wall seconds, transcriber) of ``speechprompt transcribe --precision`` with one task (None: zero-shot)."""
-    from speechprompt.decode_cli import check_decoding_options
-    from speechprompt.inference import AudioItem, Failure, transcriber_from_args
-    from speechprompt.transcribe import add_arguments
+    from speechprompt.decoding.cli_transcribe import add_arguments
+    from speechprompt.decoding.options import check_decoding_options, transcriber_from_args
+    from speechprompt.decoding.transcriber import AudioItem, Failure
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -86,8 +86,8 @@ def main() -> None:
     set_threads(args.threads)
     logging.getLogger("speechprompt.data.dataset").setLevel(logging.ERROR)
 
-    from speechprompt.decode_cli import scoring_normalizer
-    from speechprompt.inference import load_backbone
+    from speechprompt.decoding.cli_decode import scoring_normalizer
+    from speechprompt.decoding.transcriber import load_backbone
     from speechprompt.score.wer import get_normalizer, score_transcripts
 
     ids, waves, refs, durations = load_utterances(args.test, args.n, 30.0)

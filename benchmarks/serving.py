@@ -42,7 +42,7 @@ import torch
 from bench_report import command_line, cpu_model
 
 from speechprompt.backbones import build_backbone
-from speechprompt.inference import AudioItem, Failure, Transcriber, load_backbone
+from speechprompt.decoding.transcriber import AudioItem, Failure, Transcriber, load_backbone
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
@@ -150,7 +150,7 @@ def variant(backbone_dir, prompts: dict, kind: str, args, tokenizer=None, ctc_we
 def test_wer(transcriber: Transcriber, test_dir: Path, beam: int) -> float:
     """WER (percent) after the normaliser ``speechprompt score --normalizer auto`` uses for these hypotheses."""
     from speechprompt.data.kaldi_dir import DataDir
-    from speechprompt.decode_cli import scoring_normalizer
+    from speechprompt.decoding.cli_decode import scoring_normalizer
     from speechprompt.score.wer import get_normalizer, score_transcripts
 
     data = DataDir.read(test_dir)

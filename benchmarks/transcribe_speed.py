@@ -50,9 +50,9 @@ BATCH_ONE_SECONDS = 1e-3  # --batch-seconds below any utterance: every batch hol
 # ---------------------------------------------------------------- speechprompt: the transcribe command's path
 def speechprompt_run(args, waves, durations, beam: int, batched: bool, window: bool, precision: str = "fp32"):
     """Texts and wall seconds of ``speechprompt transcribe`` with these options on the preloaded waves."""
-    from speechprompt.decode_cli import check_decoding_options
-    from speechprompt.inference import AudioItem, Failure, transcriber_from_args
-    from speechprompt.transcribe import add_arguments
+    from speechprompt.decoding.cli_transcribe import add_arguments
+    from speechprompt.decoding.options import check_decoding_options, transcriber_from_args
+    from speechprompt.decoding.transcriber import AudioItem, Failure
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -169,7 +169,7 @@ def main() -> None:
     logging.getLogger("speechprompt.data.dataset").setLevel(logging.ERROR)  # batch 1: 'longer than max_seconds'
 
     from speechprompt.backbones.fetch import resolve_backbone
-    from speechprompt.decode_cli import scoring_normalizer
+    from speechprompt.decoding.cli_decode import scoring_normalizer
     from speechprompt.score.wer import get_normalizer, score_transcripts
 
     folder = resolve_backbone(args.backbone)

@@ -37,7 +37,7 @@ def load_utterances(test_dir: str, count: int, max_seconds: float) -> tuple[list
 
 def speechprompt_hypotheses(model, waves, pad_to_window: bool, max_repeats: int, batch: int, ratio: float):
     """Token ids per utterance and wall seconds, greedy, batches of ``batch`` utterances."""
-    from speechprompt.decode import greedy_search
+    from speechprompt.decoding.search import greedy_search
 
     model.backbone.pad_to_window = pad_to_window
     out, start = [], time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> None:
 
     from speechprompt.backbones.fetch import resolve_backbone
     from speechprompt.data.text import load_tokenizer
-    from speechprompt.inference import load_backbone
+    from speechprompt.decoding.transcriber import load_backbone
     from speechprompt.score.wer import get_normalizer, score_transcripts
     from speechprompt.tuning import build_tuned_model
 

@@ -175,7 +175,7 @@ def data_hours(train_dir: Path) -> float:
 
 def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_dir: Path) -> float:
     from speechprompt.config import load_config
-    from speechprompt.train_cli import train_task
+    from speechprompt.training.cli import train_task
 
     train_dir.mkdir(parents=True, exist_ok=True)
     if method in UNTRAINED:

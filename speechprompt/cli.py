@@ -18,10 +18,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backbone": ("speechprompt.backbones.cli", "fetch released Whisper checkpoints, import CTranslate2 folders"),
     "pseudo-label": ("speechprompt.pretrain.cli_pseudo_label", "Wav2Seq pseudo language: features -> k-means -> BPE"),
     "pretrain": ("speechprompt.pretrain.cli_pretrain", "pretrain an encoder-decoder on pseudo (or real) targets"),
-    "train": ("speechprompt.train_cli", "adapt a backbone with a tuning method (prompt, lora, ...)"),
-    "decode": ("speechprompt.decode_cli", "greedy / beam decoding of a data dir with a task artifact"),
+    "train": ("speechprompt.training.cli", "adapt a backbone with a tuning method (prompt, lora, ...)"),
+    "decode": ("speechprompt.decoding.cli_decode", "greedy / beam decoding of a data dir with a task artifact"),
     "score": ("speechprompt.score.cli", "WER/CER or slot-filling F1 of hypotheses against references"),
-    "transcribe": ("speechprompt.transcribe", "transcribe audio files with one or many task prompts"),
+    "transcribe": ("speechprompt.decoding.cli_transcribe", "transcribe audio files with one or many task prompts"),
     "report": ("speechprompt.report", "collect an experiment's results into RESULTS.md"),
 }
 

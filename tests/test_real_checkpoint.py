@@ -33,7 +33,7 @@ def test_whisper_tiny_en_transcribes_real_english_below_5_percent_wer():
     require(BACKBONE, "speechprompt backbone fetch whisper-tiny.en")
     require(TEST_SET, "speechprompt prepare --corpora asterisk --asterisk-langs en --out corpora")
     from speechprompt.data.kaldi_dir import DataDir
-    from speechprompt.inference import Transcriber, load_backbone
+    from speechprompt.decoding.transcriber import Transcriber, load_backbone
     from speechprompt.score.wer import get_normalizer, score_transcripts
 
     data = DataDir.read(TEST_SET)

@@ -15,7 +15,7 @@ from speechprompt.backbones import build_backbone, load_backbone
 from speechprompt.backbones.ct2_import import import_ct2
 from speechprompt.data.text import load_tokenizer
 from speechprompt.data.whisper_tokenizer import TokenizerError
-from speechprompt.decode import greedy_search, loop_start
+from speechprompt.decoding.search import greedy_search, loop_start
 from speechprompt.tuning import build_tuned_model
 from speechprompt.tuning.registry import TRAINED_METHODS
 

@@ -101,7 +101,7 @@ class ToyModel(nn.Module):
 
 def run(exp_dir: str, overrides: list[str], resume: bool = False, batch_size: int = 2, n: int = 10):
     from speechprompt.config import load_config
-    from speechprompt.train import train
+    from speechprompt.training.loop import train
 
     cfg = load_config(None, [f"experiment.dir={exp_dir}", "experiment.progress=false", "experiment.device=cpu",
                              "optim.warmup_steps=2", "optim.lr=0.05", "experiment.log_every=1", *overrides])

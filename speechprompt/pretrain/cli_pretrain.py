@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from speechprompt.config import ConfigError, load_config
     from speechprompt.experiment_dir import ExperimentLock
     from speechprompt.pretrain.pretraining import pretrain
-    from speechprompt.train_cli import user_errors
+    from speechprompt.training.cli import user_errors
 
     overrides = [f"experiment.dir={args.out}/exp", "method.name=finetune", "experiment.best_metric=last",
                  *args.overrides]

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from speechprompt.config import ConfigError, TrainConfig
 from speechprompt.data.kaldi_dir import DataDir
-from speechprompt.distributed import DistributedContext
 from speechprompt.pretrain.labelling import PSEUDO_TEXT, pseudo_label, read_pseudo_text
 from speechprompt.pretrain.pseudo_language import PseudoLanguage
+from speechprompt.training.distributed import DistributedContext
 
 
 def pseudo_labelled(data_dir: str | Path, pseudo_text_path: Path, log=print) -> DataDir:
@@ -93,7 +93,7 @@ def pretrain(
     from speechprompt.backbones import build_backbone, load_backbone
     from speechprompt.data.dataset import SpeechDataset
     from speechprompt.data.text import load_tokenizer, normalize_text, train_tokenizer
-    from speechprompt.train_cli import (
+    from speechprompt.training.cli import (
         attach_spec_augment,
         check_target_lengths,
         fit_and_export,

@@ -4,7 +4,7 @@
 ``registry.METHODS``; ``load_task(artifact_dir, backbone)`` rebuilds one from a saved artifact.
 """
 
-from speechprompt.tuning.artifact import ArtifactError, load_task, read_artifact, save_artifact
+from speechprompt.tuning.artifact import ArtifactError, read_artifact, save_artifact
 from speechprompt.tuning.config import ConfigError, MethodConfig
 from speechprompt.tuning.model import (
     EncoderOutput,
@@ -12,6 +12,7 @@ from speechprompt.tuning.model import (
     ParameterReport,
     TunedModel,
     build_tuned_model,
+    load_task,
 )
 from speechprompt.tuning.registry import METHODS, make_config
 

@@ -6,6 +6,10 @@ the method's hyperparameters, and the name and fingerprint of the backbone it wa
 Loading onto another backbone fails and names both fingerprints. ``task.json`` records the sha256
 of the other files, verified at load (:mod:`artifact_check`); a table with NaN or infinite values
 is refused.
+
+Layers, bottom up: :mod:`artifact_reader` reads the files (below the methods, which may start from
+a saved table); this module writes them, reads them against the registry and adds a saved task to
+a model; ``model.load_task`` builds a model from one.
 """
 
 from __future__ import annotations
@@ -13,27 +17,17 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import save_file
 
-from speechprompt.tuning.artifact_check import (
-    ArtifactError,
-    artifact_checksums,
-    check_finite,
-    read_tensors,
-    tensor_metadata,
-    verify_checksums,
-)
-from speechprompt.tuning.model import TunedModel, build_tuned_model
-from speechprompt.tuning.registry import METHODS, make_config
+from speechprompt.tuning.artifact_check import ArtifactError, artifact_checksums
+from speechprompt.tuning.artifact_reader import FORMAT, META, TENSORS, TOKENIZER, VERSION, read_artifact_files
+from speechprompt.tuning.registry import METHODS
 
-FORMAT = "speechprompt-task"
-VERSION = 1
-TENSORS = "task.safetensors"
-META = "task.json"
-TOKENIZER = "tokenizer"
+if TYPE_CHECKING:  # the model imports this module (save_artifact, add_task), never the other way round
+    from speechprompt.tuning.model import TunedModel
 
 
 def backbone_name(backbone) -> str:
@@ -89,31 +83,8 @@ def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str |
 
 
 def read_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(task.json contents, tensors) of an artifact directory."""
-    directory = Path(directory)
-    meta_path, tensor_path = directory / META, directory / TENSORS
-    for path in (meta_path, tensor_path):
-        if not path.is_file():
-            raise ArtifactError(f"{path}: missing; a task artifact directory holds {META} and {TENSORS}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ArtifactError(f"{meta_path}: not valid JSON ({err})") from err
-    if meta.get("format") != FORMAT:
-        raise ArtifactError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
-    if meta.get("version", 0) > VERSION:
-        raise ArtifactError(f"{meta_path}: version {meta['version']} is newer than this speechprompt ({VERSION})")
-    if meta.get("method") not in METHODS:
-        raise ArtifactError(f"{meta_path}: method {meta.get('method')!r} is not one of {sorted(METHODS)}; "
-                            "was the file edited? export the artifact again")
-    verify_checksums(directory, meta, META)
-    state = read_tensors(tensor_path)
-    saved_method = tensor_metadata(tensor_path).get("method")
-    if saved_method is not None and saved_method != meta["method"]:
-        raise ArtifactError(f"{meta_path}: method '{meta['method']}', but {tensor_path} holds '{saved_method}' "
-                            "tables; the two files come from different artifacts (or task.json was edited)")
-    check_finite(state, tensor_path)
-    return meta, state
+    """(task.json contents, tensors) of an artifact directory whose method is a registered one."""
+    return read_artifact_files(directory, METHODS)
 
 
 def check_fingerprint(directory: Path, meta: dict[str, Any], name: str, fingerprint: str) -> None:
@@ -129,39 +100,6 @@ def split_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor]
     method = {k.removeprefix("method."): v for k, v in state.items() if k.startswith("method.")}
     vocab = {k.removeprefix("vocab."): v for k, v in state.items() if k.startswith("vocab.")}
     return method, vocab
-
-
-def load_task(artifact_dir: str | Path, backbone, trainable: bool = False) -> TunedModel:
-    """Rebuild a TunedModel from an artifact; ``trainable=True`` continues training from it."""
-    directory = Path(artifact_dir)
-    meta, state = read_artifact(directory)
-    fingerprint = backbone.fingerprint()
-    check_fingerprint(directory, meta, backbone_name(backbone), fingerprint)
-    values = dict(meta["config"])
-    if "init" in values:  # the saved table replaces any initialisation
-        values.update(init="uniform", init_artifact=None)
-    try:
-        model = build_tuned_model(backbone, make_config(meta["method"], values), fingerprint=fingerprint)
-    except ValueError as err:  # ConfigError and the methods' own checks
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ArtifactError(f"{directory / META}: its '{meta['method']}' settings do not build a model: {first}") from err
-    method_state, vocab_state = split_state(state)
-    try:
-        load_vocab(model, vocab_state, directory)
-        model.method.load_exported(method_state)
-    except ArtifactError:
-        model.method.detach_hooks()
-        raise
-    except (RuntimeError, KeyError, ValueError) as err:
-        model.method.detach_hooks()
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ArtifactError(f"{directory / TENSORS}: its tables do not fit the '{meta['method']}' model that "
-                            f"{META} describes ({first}); the two files come from different artifacts") from err
-    model.artifact_meta = meta
-    if not trainable:
-        model.requires_grad_(False)
-        model.eval()
-    return model
 
 
 @torch.no_grad()

@@ -3,16 +3,29 @@
 The backbone's weights never change (except what the method trains on purpose: a re-initialised
 vocabulary, or the parts named by ``finetune``). Everything the decoder, the trainer and the
 transcriber need goes through ``forward``, ``encode`` and ``decode_step``.
+``build_tuned_model`` makes one; ``load_task`` rebuilds one from a saved task artifact.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechprompt.tuning.artifact import (
+    ArtifactError,
+    add_task,
+    backbone_name,
+    check_fingerprint,
+    load_vocab,
+    read_artifact,
+    save_artifact,
+    split_state,
+)
+from speechprompt.tuning.artifact_reader import META, TENSORS
 from speechprompt.tuning.base import TuningMethod
 from speechprompt.tuning.config import MethodConfig
 from speechprompt.tuning.registry import make_config, method_entry
@@ -272,14 +285,10 @@ class TunedModel(nn.Module):
 
     def save_artifact(self, directory, tokenizer_dir=None, output=None) -> None:
         """Write safetensors + task.json to ``directory`` (see artifact.py); ``output``: "asr" or "slu"."""
-        from speechprompt.tuning.artifact import save_artifact
-
         save_artifact(self, directory, tokenizer_dir, output)
 
     def add_task(self, name: str, artifact_dir) -> int:
         """Load another saved task of the same method next to the ones held; returns its task id."""
-        from speechprompt.tuning.artifact import add_task
-
         return add_task(self, name, artifact_dir)
 
 
@@ -300,3 +309,36 @@ def build_tuned_model(
     if config.num_tasks > 1 and not method_class.supports_tasks:
         raise ValueError(f"method '{method}' holds one task only; got tasks={config.tasks}")
     return TunedModel(backbone, method_class, config, fingerprint)
+
+
+def load_task(artifact_dir: str | Path, backbone, trainable: bool = False) -> TunedModel:
+    """Rebuild a TunedModel from an artifact; ``trainable=True`` continues training from it."""
+    directory = Path(artifact_dir)
+    meta, state = read_artifact(directory)
+    fingerprint = backbone.fingerprint()
+    check_fingerprint(directory, meta, backbone_name(backbone), fingerprint)
+    values = dict(meta["config"])
+    if "init" in values:  # the saved table replaces any initialisation
+        values.update(init="uniform", init_artifact=None)
+    try:
+        model = build_tuned_model(backbone, make_config(meta["method"], values), fingerprint=fingerprint)
+    except ValueError as err:  # ConfigError and the methods' own checks
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ArtifactError(f"{directory / META}: its '{meta['method']}' settings do not build a model: {first}") from err
+    method_state, vocab_state = split_state(state)
+    try:
+        load_vocab(model, vocab_state, directory)
+        model.method.load_exported(method_state)
+    except ArtifactError:
+        model.method.detach_hooks()
+        raise
+    except (RuntimeError, KeyError, ValueError) as err:
+        model.method.detach_hooks()
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ArtifactError(f"{directory / TENSORS}: its tables do not fit the '{meta['method']}' model that "
+                            f"{META} describes ({first}); the two files come from different artifacts") from err
+    model.artifact_meta = meta
+    if not trainable:
+        model.requires_grad_(False)
+        model.eval()
+    return model

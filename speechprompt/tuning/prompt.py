@@ -13,6 +13,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from speechprompt.tuning.artifact_reader import read_artifact_files
 from speechprompt.tuning.base import TuningMethod
 from speechprompt.tuning.config import MethodConfig, check_choice, check_positive, option
 
@@ -51,9 +52,7 @@ def prepend(
 
 def table_from_artifact(directory: str, key: str, shape: tuple[int, ...]) -> torch.Tensor:
     """The table ``key`` of a saved task, checked against the per-task ``shape``; returns (T', *shape)."""
-    from speechprompt.tuning.artifact import read_artifact
-
-    _, state = read_artifact(directory)
+    _, state = read_artifact_files(directory)
     key = f"method.{key}"
     if key not in state:
         raise ValueError(f"{directory}: holds no '{key}' table; initialise from an artifact of the same method")

@@ -9,7 +9,7 @@ import torch
 from speechprompt.backbones import build_backbone
 from speechprompt.backbones.precision import check_precision, quantized_linear_count
 from speechprompt.data.text import train_tokenizer
-from speechprompt.inference import Transcriber, load_backbone
+from speechprompt.decoding.transcriber import Transcriber, load_backbone
 from speechprompt.tuning import build_tuned_model
 
 METHODS = {

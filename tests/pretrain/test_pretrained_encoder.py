@@ -13,11 +13,11 @@ from backbones.ct2_writer import whisper_vocabulary, write_ct2_folder
 
 from speechprompt.backbones import build_backbone, load_backbone
 from speechprompt.backbones.ct2_import import import_ct2
-from speechprompt.checkpoint import load_checkpoint, step_dir
 from speechprompt.cli import main
 from speechprompt.data.text import train_tokenizer
 from speechprompt.pretrain.labelling import make_featurizer
 from speechprompt.pretrain.pseudo_language import PseudoLanguage
+from speechprompt.training.checkpoint import load_checkpoint, step_dir
 from speechprompt.tuning import build_tuned_model, load_task
 from speechprompt.tuning.registry import TRAINED_METHODS
 

@@ -123,8 +123,8 @@ def test_train_decode_score_keeps_the_markup(tmp_path, capsys):
     from speechprompt.cli import main as speechprompt
     from speechprompt.config import load_config
     from speechprompt.data.text import load_tokenizer
-    from speechprompt.decode_cli import write_trn
-    from speechprompt.train_cli import train_task
+    from speechprompt.decoding.cli_decode import write_trn
+    from speechprompt.training.cli import train_task
 
     data = make_slu_dir(tmp_path)
     write_targets(data)
@@ -170,7 +170,7 @@ def metrics_value(slu_json: dict, name: str) -> float:
 
 def test_train_refuses_a_tokenizer_that_loses_the_markup(tmp_path):
     from speechprompt.config import ConfigError, load_config
-    from speechprompt.train_cli import train_task
+    from speechprompt.training.cli import train_task
 
     data = make_slu_dir(tmp_path)
     write_targets(data)

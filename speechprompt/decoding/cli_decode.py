@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from speechprompt.inference import add_decoding_arguments
+    from speechprompt.decoding.options import add_decoding_arguments
 
     parser.add_argument("--backbone", required=True, help="backbone folder, or a fetched name (whisper-tiny.en)")
     parser.add_argument("--task", required=True, action="append", metavar="[NAME=]ARTIFACT_DIR",
@@ -52,7 +52,7 @@ def parse_task_arg(value: str) -> tuple[str | None, Path]:
 def items_of(data, slu_tasks: set[str]):
     """AudioItems of a DataDir (durations from utt2dur/segments when known) and normalised references."""
     from speechprompt.data.text import normalize_text
-    from speechprompt.inference import AudioItem
+    from speechprompt.decoding.transcriber import AudioItem
     from speechprompt.score.slu_format import SLU_MARKUP
 
     items, refs = [], {}
@@ -65,28 +65,6 @@ def items_of(data, slu_tasks: set[str]):
         if utt in data.text:
             refs[utt] = normalize_text(data.text[utt], keep=SLU_MARKUP if task in slu_tasks else "")
     return items, refs
-
-
-def check_decoding_options(args: argparse.Namespace) -> None:
-    """One-line errors for decoding options no search can use (shared with transcribe)."""
-    import math
-
-    from speechprompt.config import ConfigError, check_device
-
-    if args.beam < 1:
-        raise ConfigError(f"--beam {args.beam}: must be 1 (greedy) or more")
-    if args.max_len < 1:
-        raise ConfigError(f"--max-len {args.max_len}: must be at least 1 token")
-    for option, value, low in (("--max-len-ratio", args.max_len_ratio, 0.0), ("--batch-seconds", args.batch_seconds, 0.0)):
-        if value is not None and (not math.isfinite(value) or value <= low):
-            raise ConfigError(f"{option} {value}: must be a finite number above {low:g}")
-    if not math.isfinite(args.length_penalty):
-        raise ConfigError(f"--length-penalty {args.length_penalty}: must be a finite number (e.g. 1.0)")
-    if args.max_repeats < 0:
-        raise ConfigError(f"--max-repeats {args.max_repeats}: must be 0 (no loop guard) or more")
-    if not (0.0 <= args.ctc_weight <= 1.0):  # also refuses nan
-        raise ConfigError(f"--ctc-weight {args.ctc_weight}: must be in [0, 1]")
-    check_device(args.device)
 
 
 def check_out_is_not_data(out: Path, data: Path) -> None:
@@ -111,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from speechprompt.backbones import BackboneError
     from speechprompt.data.kaldi_dir import DataDir, DataDirError
     from speechprompt.data.whisper_tokenizer import TokenizerError
-    from speechprompt.inference import Failure, transcriber_from_args
+    from speechprompt.decoding.options import check_decoding_options, transcriber_from_args
+    from speechprompt.decoding.transcriber import Failure
     from speechprompt.tuning import ArtifactError
 
     try:

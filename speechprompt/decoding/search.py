@@ -9,7 +9,7 @@ scores only, so an utterance decodes the same alone and inside a padded batch. P
 ``eval()`` mode first (dropout); gradients are off inside.
 
 ```python
-from speechprompt.decode import beam_search, greedy_search
+from speechprompt.decoding.search import beam_search, greedy_search
 hyps = greedy_search(model, batch.waveforms, batch.wave_lengths, batch.task_ids, max_len=200)
 hyps = beam_search(model, batch.waveforms, batch.wave_lengths, batch.task_ids, beam_size=4)
 ```

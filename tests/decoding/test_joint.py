@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from test_decode import audio, rows, sharpened_backbone
+from decoding.test_search import audio, rows, sharpened_backbone
 
 from speechprompt.backbones import BackboneError, build_backbone, load_backbone
 from speechprompt.data.dataset import collate
-from speechprompt.joint_decode import attention_log_probs, ctc_greedy_search, ctc_log_probs, joint_search
+from speechprompt.decoding.joint import attention_log_probs, ctc_greedy_search, ctc_log_probs, joint_search
 from speechprompt.tuning import build_tuned_model
 
 

@@ -1,4 +1,4 @@
-"""train_cli.check_target_lengths: targets must fit the decoder, except utterances the sampler skips."""
+"""training.cli.check_target_lengths: targets must fit the decoder, except utterances the sampler skips."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from speechprompt.config import ConfigError
-from speechprompt.train_cli import check_target_lengths
+from speechprompt.training.cli import check_target_lengths
 
 
 class _Chars:

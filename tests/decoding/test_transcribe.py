@@ -10,7 +10,7 @@ import serving_fixtures as fx  # tests/ is on pytest's pythonpath
 
 from speechprompt.cli import main
 from speechprompt.data.audio import load_audio
-from speechprompt.inference import Transcriber
+from speechprompt.decoding.transcriber import Transcriber
 from speechprompt.tuning import ArtifactError
 
 
@@ -117,7 +117,7 @@ def test_api_mixed_tasks_slots_and_order(setup):
 
 def test_slu_detection_from_task_json_or_tokenizer():
     from speechprompt.data.text import CharTokenizer
-    from speechprompt.inference import is_slu_artifact
+    from speechprompt.decoding.transcriber import is_slu_artifact
 
     markup = CharTokenizer.train(["alarm_set | wake me at [ time : five ]"])
     plain = CharTokenizer.train(["wake me at five"])

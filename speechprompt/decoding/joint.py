@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechprompt.decode import beam_hypotheses, greedy_hypotheses, length_limits
+from speechprompt.decoding.search import beam_hypotheses, greedy_hypotheses, length_limits
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from speechprompt.backbones import build_backbone
-from speechprompt.decode import beam_search, greedy_search, length_limits
+from speechprompt.decoding.search import beam_search, greedy_search, length_limits
 from speechprompt.tuning import build_tuned_model
 
 LENGTHS = (8000, 5600, 7000)

@@ -17,9 +17,9 @@ Examples:
   # tasks.txt:  call1.wav asr
   #             call2.wav slu
 
-Python API (speechprompt.inference):
+Python API (speechprompt.decoding.transcriber):
 
-    from speechprompt.inference import Transcriber
+    from speechprompt.decoding.transcriber import Transcriber
     tr = Transcriber.from_dirs("exp/backbone", {"asr": "exp/asr/artifact", "slu": "exp/slu/artifact"})
     results = tr.transcribe([wave1, wave2], tasks=["asr", "slu"])   # 16 kHz float32 arrays
     results[1].text, results[1].slots
@@ -37,7 +37,7 @@ PROGRESS_MIN_ITEMS = 20  # shorter inputs get no progress bar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from speechprompt.inference import add_decoding_arguments
+    from speechprompt.decoding.options import add_decoding_arguments
 
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                         help="audio files, folders (recursive) or Kaldi wav.scp files")
@@ -131,7 +131,7 @@ def read_task_list(path: Path, sources: list[tuple[str, str]]) -> dict[str, str]
 
 def make_items(sources: list[tuple[str, str]], tasks: dict[str, str], default: str | None, allow_pipes: bool):
     from speechprompt.data.audio import AudioError, audio_duration, load_audio
-    from speechprompt.inference import AudioItem
+    from speechprompt.decoding.transcriber import AudioItem
 
     items = []
     for key, source in sources:
@@ -164,12 +164,12 @@ def run(args: argparse.Namespace) -> int:
     from speechprompt.data.kaldi_dir import DataDirError
     from speechprompt.data.output_guard import refuse_input_file_as_output
     from speechprompt.data.whisper_tokenizer import TokenizerError
-    from speechprompt.inference import Failure, transcriber_from_args
+    from speechprompt.decoding.options import check_decoding_options, transcriber_from_args
+    from speechprompt.decoding.transcriber import Failure
     from speechprompt.tuning import ArtifactError
 
     try:
         from speechprompt.data.output_guard import check_writable_file
-        from speechprompt.decode_cli import check_decoding_options
 
         check_decoding_options(args)
         if args.output is not None:
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"speechprompt transcribe: {err}", file=sys.stderr)
         return 2
     items = make_items(sources, tasks, args.task, args.allow_pipes)
-    from speechprompt.decode_cli import watch_silence
+    from speechprompt.decoding.cli_decode import watch_silence
 
     silent = watch_silence(items)
     results, failures = {}, []

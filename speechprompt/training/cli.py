@@ -74,7 +74,7 @@ def batch_sampler_for(dataset, cfg: TrainConfig, shuffle: bool, log=print):
 def wer_callback(tokenizer):
     """A dev-WER function for ``train(wer_fn=...)`` using greedy decoding, or None when unavailable."""
     try:
-        from speechprompt.decode import greedy_search
+        from speechprompt.decoding.search import greedy_search
         from speechprompt.score.wer import score_transcripts
     except ImportError:
         return None
@@ -123,7 +123,7 @@ def prepare_experiment(cfg: TrainConfig, argv: list[str], is_main: bool, resume:
     a resumed run must match the config.yaml it continues (unless ``allow_changes``)."""
     from speechprompt.config import to_dict
     from speechprompt.experiment_dir import check_resume_config
-    from speechprompt.train import write_run_script
+    from speechprompt.training.loop import write_run_script
 
     exp = Path(cfg.experiment.dir)
     if is_main:
@@ -136,9 +136,9 @@ def prepare_experiment(cfg: TrainConfig, argv: list[str], is_main: bool, resume:
 
 def fit_and_export(model, train_set, dev_set, cfg: TrainConfig, *, resume: bool, tokenizer=None, log=print):
     """Run ``train`` with the data layer's sampler and collate; load the best checkpoint afterwards."""
-    from speechprompt.checkpoint import load_best
     from speechprompt.data.dataset import collate
-    from speechprompt.train import train
+    from speechprompt.training.checkpoint import load_best
+    from speechprompt.training.loop import train
 
     if tokenizer is not None:  # targets end in the tokenizer's EOS and are padded with its pad id
         collate = functools.partial(collate, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
@@ -198,12 +198,12 @@ def run(args: argparse.Namespace) -> int:
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors caused by the config, data or files a user gave: reported in one line, no traceback."""
     from speechprompt.backbones import BackboneError
-    from speechprompt.checkpoint import CheckpointError
     from speechprompt.data.audio import AudioError
     from speechprompt.data.kaldi_dir import DataDirError
     from speechprompt.data.output_guard import OutputPathError
     from speechprompt.data.whisper_tokenizer import TokenizerError
     from speechprompt.experiment_dir import ExperimentDirError
+    from speechprompt.training.checkpoint import CheckpointError
     from speechprompt.tuning.artifact_check import ArtifactError
     from speechprompt.tuning.config import ConfigError as MethodConfigError
 

@@ -2,7 +2,7 @@
 
 ``train(model, train_set, config, dev_set=...)`` runs AdamW over the trainable parameters only,
 with warm-up + linear/cosine decay, gradient accumulation, clipping and bf16 autocast on CUDA.
-Every ``save_every`` steps it writes an atomic checkpoint (``speechprompt.checkpoint``) holding the
+Every ``save_every`` steps it writes an atomic checkpoint (``speechprompt.training.checkpoint``) holding the
 data position and RNG states, so ``resume=True`` continues a killed run exactly where it stopped.
 SIGINT/SIGTERM save a checkpoint before the run returns.
 
@@ -30,10 +30,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from speechprompt import checkpoint as ckpt
 from speechprompt.config import OptimConfig, TrainConfig
-from speechprompt.distributed import DistributedContext
-from speechprompt.train_log import JsonlLog, plot_learning_curve, write_run_script
+from speechprompt.training import checkpoint as ckpt
+from speechprompt.training.distributed import DistributedContext
+from speechprompt.training.log import JsonlLog, plot_learning_curve, write_run_script
 
 SAMPLE_RATE = 16000
 MAX_BAD_STEPS = 10  # consecutive steps with a non-finite gradient before training stops

@@ -16,11 +16,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from speechprompt import checkpoint as ckpt
 from speechprompt.config import OptimConfig
-from speechprompt.train import epoch_batches, lr_at, write_run_script
+from speechprompt.training import checkpoint as ckpt
+from speechprompt.training.loop import epoch_batches, lr_at, write_run_script
 
-TOY = Path(__file__).with_name("toy_training.py")
+TOY = Path(__file__).parent.parent / "toy_training.py"
 import toy_training as toy  # noqa: E402 (tests/ is on pytest's pythonpath)
 
 
@@ -218,7 +218,7 @@ def test_keep_last_prunes_old_checkpoints(tmp_path):
 
 def test_spec_augment_masks_encoder_features_only_in_training():
     from speechprompt.backbones import build_backbone
-    from speechprompt.train_cli import attach_spec_augment
+    from speechprompt.training.cli import attach_spec_augment
 
     torch.manual_seed(0)
     backbone = build_backbone("wav2vec2", "tiny", vocab_size=10)
@@ -254,7 +254,7 @@ def test_real_backbone_resume_is_exact_with_augmentation_and_dropout(tmp_path):
     """finetune on a tiny wav2vec2 (dropout, time masking via NumPy's RNG, SpecAugment, speed perturbation):
     stopping after step 3 and resuming ends in the same weights and losses as one uninterrupted run."""
     from speechprompt.config import load_config
-    from speechprompt.train_cli import train_task
+    from speechprompt.training.cli import train_task
 
     data = _tone_data(tmp_path)
     common = [f"data.train={data}", "method.name=finetune", "optim.max_steps=6", "optim.warmup_steps=1",

@@ -6,7 +6,7 @@ by a gather. Artifacts trained on another backbone are refused (their fingerprin
 
 ```python
 from speechprompt.data.audio import load_audio
-from speechprompt.inference import Transcriber
+from speechprompt.decoding.transcriber import Transcriber
 
 tr = Transcriber.from_dirs("exp/backbone", {"asr": "exp/prompt_asr/artifact",
                                              "slu": "exp/prompt_slu/artifact"}, beam=4)
@@ -26,7 +26,6 @@ utterance's share of its batch's decoding time.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,13 +36,13 @@ import numpy as np
 import torch
 
 from speechprompt.backbones import load_backbone as _load_backbone_folder
-from speechprompt.backbones.precision import PRECISIONS, autocast, check_precision, quantize_int8
+from speechprompt.backbones.precision import autocast, check_precision, quantize_int8
 from speechprompt.data.audio import TARGET_SAMPLE_RATE, AudioError
 from speechprompt.data.dataset import LengthBucketSampler
 from speechprompt.data.text import Tokenizer, load_tokenizer
 from speechprompt.data.whisper_tokenizer import is_checkpoint_tokenizer_dir
-from speechprompt.decode import DEFAULT_MAX_REPEATS, beam_search, greedy_search
-from speechprompt.joint_decode import ctc_greedy_search, joint_search
+from speechprompt.decoding.joint import ctc_greedy_search, joint_search
+from speechprompt.decoding.search import DEFAULT_MAX_REPEATS, beam_search, greedy_search
 from speechprompt.score.slu_format import RESERVED, parse
 from speechprompt.tuning import ArtifactError, TunedModel, load_task, read_artifact
 
@@ -61,54 +60,6 @@ def load_backbone(directory: str | Path, device: str | torch.device = "cpu"):
     backbone.requires_grad_(False)
     backbone.source_dir = Path(folder)
     return backbone.eval().to(device)
-
-
-def add_decoding_arguments(parser) -> None:
-    """The decoding options shared by ``speechprompt decode`` and ``speechprompt transcribe``."""
-    parser.add_argument("--beam", type=int, default=1, help="beam size; 1 = greedy (default)")
-    parser.add_argument("--length-penalty", type=float, default=1.0,
-                        help="beam scores are divided by length ** this (default 1.0)")
-    parser.add_argument("--ctc-weight", type=float, default=0.0,
-                        help="weight of the CTC head in joint CTC/attention decoding (needs a CTC head): "
-                             "0 = attention only (default), 1 = CTC best path only")
-    parser.add_argument("--max-len", type=int, default=200, help="most tokens per utterance (default 200)")
-    parser.add_argument("--max-len-ratio", type=float, default=None,
-                        help="most tokens per encoder frame of the utterance (default: the backbone's, 1.0; "
-                             "released Whisper checkpoints 0.3, i.e. 15 tokens per second of audio)")
-    parser.add_argument("--max-repeats", type=int, default=DEFAULT_MAX_REPEATS,
-                        help="a hypothesis ending in a short n-gram repeated more often than this, or a long phrase "
-                             f"twice, ends there with one copy kept (default {DEFAULT_MAX_REPEATS}; 0 = off)")
-    parser.add_argument("--pad-to-window", action=argparse.BooleanOptionalAction, default=None,
-                        help="Whisper: run the encoder on audio zero-padded to the checkpoint's 30 s window, or on "
-                             "the true length (--no-pad-to-window); default: as the task artifact was trained, else "
-                             "the backbone's default (released checkpoints: the window)")
-    parser.add_argument("--language", help="language token of a released multilingual checkpoint (e.g. cs); "
-                                           "replaces the task artifact's own")
-    parser.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per batch (default 60)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="fp32 (default); bf16: bfloat16 autocast; int8: the backbone's Linear layers dynamically "
-                             "quantised (CPU). Task tables (prompts, LoRA, adapters) stay float32 in every case")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
-                        help="older spelling of --precision: float32 = fp32, bfloat16 = bf16")
-
-
-def precision_of(args) -> str:
-    """--precision, else the older --dtype, else fp32; the two may not disagree."""
-    from speechprompt.backbones.precision import DTYPE_PRECISION
-
-    old = DTYPE_PRECISION[args.dtype] if getattr(args, "dtype", None) else None
-    if args.precision and old and args.precision != old:
-        raise ValueError(f"--precision {args.precision} and --dtype {args.dtype} disagree; give --precision only")
-    return args.precision or old or "fp32"
-
-
-def transcriber_from_args(args) -> Transcriber:
-    """A Transcriber on ``args.backbone`` with the options of :func:`add_decoding_arguments`."""
-    return Transcriber(load_backbone(args.backbone), device=args.device, precision=precision_of(args), beam=args.beam,
-                       length_penalty=args.length_penalty, max_len=args.max_len, max_len_ratio=args.max_len_ratio,
-                       batch_seconds=args.batch_seconds, ctc_weight=args.ctc_weight, max_repeats=args.max_repeats,
-                       pad_to_window=args.pad_to_window)
 
 
 @dataclass
@@ -172,7 +123,7 @@ class Transcriber:
     decoding first starts, after the tasks are loaded; see ``backbones.precision``); ``dtype`` is its older
     spelling ("float32", "bfloat16"). ``batch_seconds`` bounds the padded audio of a batch.
     ``ctc_weight`` (needs a CTC head): 0 = attention decoding only, 1 = CTC best path only, in between =
-    the attention candidates and the CTC best path rescored jointly (``joint_decode.joint_search``).
+    the attention candidates and the CTC best path rescored jointly (``decoding.joint.joint_search``).
     """
 
     def __init__(self, backbone, *, device: str | torch.device = "cpu", precision: str = "fp32",
