@@ -148,3 +148,36 @@ def test_loop_guard_keeps_one_copy():
 @pytest.mark.parametrize("method", TRAINED_METHODS)
 def test_every_method_trains_saves_and_reloads_on_a_released_checkpoint(checkpoint, tmp_path, method):
     check_method_round_trip(checkpoint, method, tmp_path)
+
+
+def test_a_task_artifact_names_the_checkpoint_vocabulary_instead_of_copying_it(checkpoint, tmp_path):
+    from speechprompt.decoding.transcriber import Transcriber, load_backbone
+    from speechprompt.tuning.artifact_check import ArtifactError
+
+    tok = load_tokenizer(checkpoint)
+    model = build_tuned_model(load_backbone(checkpoint), "prompt", {**tok.method_options(), "seed": 3}).eval()
+    tok.save(tmp_path / "tok")
+    model.save_artifact(tmp_path / "artifact", tmp_path / "tok")
+    files = {p.name: p.stat().st_size for p in (tmp_path / "artifact").rglob("*") if p.is_file()}
+    assert "tokenizer.json" not in files and sum(files.values()) < 50_000  # settings + the prompt table only
+
+    transcriber = Transcriber(load_backbone(checkpoint), max_len=6, pad_to_window=False)
+    transcriber.add_task("t", tmp_path / "artifact")
+    new_format = [r.text for r in transcriber.transcribe(waves(), tasks="t")]
+
+    # a backbone folder whose tokenizer.json differs is refused, naming both files
+    other = multilingual_copy(checkpoint, tmp_path)
+    (other / "tokenizer.json").write_text((other / "tokenizer.json").read_text().replace('"<|en|>"', '"<|xx|>"'))
+    with pytest.raises((ArtifactError, TokenizerError), match="differs"):
+        Transcriber(load_backbone(other)).add_task("t", tmp_path / "artifact")
+
+    # an artifact written before (with its own copy of the vocabulary) still loads
+    old = tmp_path / "old"
+    model.save_artifact(old, None)
+    tok.save(old / "tokenizer")
+    meta = json.loads((old / "task.json").read_text())
+    meta["tokenizer"] = "tokenizer"
+    (old / "task.json").write_text(json.dumps(meta))
+    transcriber = Transcriber(load_backbone(checkpoint), max_len=6, pad_to_window=False)
+    assert transcriber.add_task("o", old) == ["o"]
+    assert [r.text for r in transcriber.transcribe(waves(), tasks="o")] == new_format

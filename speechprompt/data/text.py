@@ -215,17 +215,19 @@ def train_tokenizer(kind: str, texts: Iterable[str], out_dir: str | Path | None 
     return tokenizer
 
 
-def load_tokenizer(out_dir: str | Path, language: str | None = None) -> Tokenizer:
+def load_tokenizer(out_dir: str | Path, language: str | None = None,
+                   vocabulary_dir: str | Path | None = None) -> Tokenizer:
     """Load a tokenizer saved by :func:`train_tokenizer` / ``Tokenizer.save``, or a released checkpoint's.
 
     A folder with a transformers-format ``tokenizer.json`` (a Whisper checkpoint, or a task artifact's
-    copy of it) gives a :class:`~speechprompt.data.whisper_tokenizer.WhisperCheckpointTokenizer`;
-    ``language`` picks its language token (ignored by the toolkit's own kinds).
+    settings for it) gives a :class:`~speechprompt.data.whisper_tokenizer.WhisperCheckpointTokenizer`;
+    ``language`` picks its language token (ignored by the toolkit's own kinds); ``vocabulary_dir`` is the
+    backbone folder whose ``tokenizer.json`` an artifact names by sha256 instead of carrying a copy.
     """
     from speechprompt.data.whisper_tokenizer import WhisperCheckpointTokenizer, is_checkpoint_tokenizer_dir
 
     if is_checkpoint_tokenizer_dir(out_dir):
-        return WhisperCheckpointTokenizer.load(out_dir, language)
+        return WhisperCheckpointTokenizer.load(out_dir, language, vocabulary_dir)
     config_path = Path(out_dir) / "tokenizer.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: no tokenizer here — train one with train_tokenizer()")

@@ -13,7 +13,9 @@ checkpoint was trained with and the ids that matter while training and decoding:
   the checkpoint's own ``suppress_tokens`` come from the backbone's generation config.
 
 Folder layout: a checkpoint folder (``tokenizer.json`` of transformers' format) or a saved tokenizer
-folder (that file plus ``speechprompt_tokenizer.json``: kind, language, task and the resulting prefix).
+folder (``speechprompt_tokenizer.json``: kind, language, task and the resulting prefix, with that file beside
+it, or, in a task artifact, only its sha256: the 3.8 MB vocabulary is then read from the backbone's folder,
+which holds the identical file, so a prompt artifact stays a few kilobytes).
 
 ```python
 tok = WhisperCheckpointTokenizer.load("~/.cache/speechprompt/backbones/whisper-base", language="cs")
@@ -25,6 +27,7 @@ tok.encode("dobrý den") # [..] without prefix and <|endoftext|>
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from collections.abc import Iterable
@@ -52,6 +55,25 @@ def is_checkpoint_tokenizer_dir(directory: str | Path) -> bool:
     with open(path, encoding="utf-8") as f:
         head = f.read(4096)
     return '"added_tokens"' in head or '"model"' in head
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def referenced_vocabulary(directory: Path, sha256: str, vocabulary_dir: str | Path | None) -> Path:
+    """The backbone's ``tokenizer.json`` that a saved tokenizer folder names by its sha256."""
+    if vocabulary_dir is None:
+        raise TokenizerError(f"{directory}: its vocabulary is the backbone's tokenizer.json (sha256 {sha256[:12]}...); "
+                             "load it together with that backbone (speechprompt decode/transcribe --backbone)")
+    path = Path(vocabulary_dir) / HF_TOKENIZER_FILE
+    if not path.is_file():
+        raise TokenizerError(f"{directory}: its vocabulary is the backbone's tokenizer.json, but {path} is missing; "
+                             "give the released checkpoint's folder as the backbone")
+    if file_sha256(path) != sha256:
+        raise TokenizerError(f"{directory}: its vocabulary is a tokenizer.json with sha256 {sha256[:12]}..., but "
+                             f"{path} differs; load the task with the checkpoint it was trained on")
+    return path
 
 
 class WhisperCheckpointTokenizer(Tokenizer):
@@ -156,22 +178,35 @@ class WhisperCheckpointTokenizer(Tokenizer):
         return {"kind": self.kind, "language": self.language, "task": self.task, "multilingual": self.multilingual,
                 "prefix": self.prefix_ids, "vocab_size": self.vocab_size}
 
-    def save(self, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path, vocabulary_by_reference: bool = False) -> Path:
+        """Write the settings and the vocabulary file; ``vocabulary_by_reference``: the vocabulary's sha256
+        instead of the file (it is the backbone's own, found in its folder at load time)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        if (out / HF_TOKENIZER_FILE).resolve() != self.tokenizer_file.resolve():
+        settings = self.settings()
+        if vocabulary_by_reference:
+            settings["vocabulary_sha256"] = file_sha256(self.tokenizer_file)
+            (out / HF_TOKENIZER_FILE).unlink(missing_ok=True)
+        elif (out / HF_TOKENIZER_FILE).resolve() != self.tokenizer_file.resolve():
             shutil.copyfile(self.tokenizer_file, out / HF_TOKENIZER_FILE)
-        (out / SETTINGS_FILE).write_text(json.dumps(self.settings(), indent=2) + "\n", encoding="utf-8")
+        (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
         return out
 
     @classmethod
-    def load(cls, directory: str | Path, language: str | None = None) -> WhisperCheckpointTokenizer:
-        """A checkpoint folder or a saved tokenizer folder; ``language`` overrides the saved one."""
+    def load(cls, directory: str | Path, language: str | None = None,
+             vocabulary_dir: str | Path | None = None) -> WhisperCheckpointTokenizer:
+        """A checkpoint folder or a saved tokenizer folder; ``language`` overrides the saved one.
+
+        A saved folder that names its vocabulary by sha256 (a task artifact's) reads ``tokenizer.json`` from
+        ``vocabulary_dir`` (the backbone's folder), after checking that it is that file."""
         directory = Path(directory)
         saved: dict = {}
         if (directory / SETTINGS_FILE).is_file():
             saved = json.loads((directory / SETTINGS_FILE).read_text(encoding="utf-8"))
-        if not (directory / HF_TOKENIZER_FILE).is_file():
-            raise TokenizerError(f"{directory / HF_TOKENIZER_FILE}: missing; a Whisper checkpoint folder holds its tokenizer")
-        return cls(directory / HF_TOKENIZER_FILE, language if language is not None else saved.get("language"),
+        vocabulary = directory / HF_TOKENIZER_FILE
+        if not vocabulary.is_file() and saved.get("vocabulary_sha256"):
+            vocabulary = referenced_vocabulary(directory, saved["vocabulary_sha256"], vocabulary_dir)
+        if not vocabulary.is_file():
+            raise TokenizerError(f"{vocabulary}: missing; a Whisper checkpoint folder holds its tokenizer")
+        return cls(vocabulary, language if language is not None else saved.get("language"),
                    saved.get("task", "transcribe"), saved.get("multilingual"))

@@ -252,7 +252,7 @@ class Transcriber:
                            if name.startswith(folder)))
         if key and key in self._tokenizers:
             return self._tokenizers[key]
-        loaded = load_tokenizer(directory / meta["tokenizer"])
+        loaded = load_tokenizer(directory / meta["tokenizer"], vocabulary_dir=getattr(self.backbone, "source_dir", None))
         if key:  # an artifact without checksums (older) is loaded on its own
             self._tokenizers[key] = loaded
         return loaded

@@ -289,7 +289,7 @@ def _train_task(cfg: TrainConfig, argv: list[str], resume: bool, allow_changes: 
     train_data = read_with_targets(cfg.data.train, cfg.data.text_file)
     backbone_dir = resolve_backbone(cfg.backbone.path) if cfg.backbone.path else None
     if cfg.data.tokenizer:
-        tokenizer = load_tokenizer(cfg.data.tokenizer, cfg.data.language)
+        tokenizer = load_tokenizer(cfg.data.tokenizer, cfg.data.language, vocabulary_dir=backbone_dir)
     elif backbone_dir is not None and is_checkpoint_tokenizer_dir(backbone_dir):
         # a released checkpoint keeps its own tokenizer: no vocabulary is re-learnt
         tokenizer = load_tokenizer(backbone_dir, cfg.data.language)

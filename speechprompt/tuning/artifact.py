@@ -34,6 +34,19 @@ def backbone_name(backbone) -> str:
     return str(getattr(backbone, "family", None) or type(backbone).__name__)
 
 
+def save_tokenizer(source: Path, out: Path) -> None:
+    """A copy of the tokenizer folder, except a released checkpoint's vocabulary (3.8 MB, the backbone's own
+    ``tokenizer.json``), which the artifact names by sha256 and reads from the backbone's folder."""
+    from speechprompt.data.whisper_tokenizer import HF_TOKENIZER_FILE, SETTINGS_FILE, WhisperCheckpointTokenizer
+
+    settings = source / SETTINGS_FILE
+    if (settings.is_file() and (source / HF_TOKENIZER_FILE).is_file()
+            and json.loads(settings.read_text(encoding="utf-8")).get("kind") == "whisper"):
+        WhisperCheckpointTokenizer.load(source).save(out, vocabulary_by_reference=True)
+    else:
+        shutil.copytree(source, out, dirs_exist_ok=True)
+
+
 def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str | Path | None = None,
                   output: str | None = None) -> Path:
     """``output`` ("asr" or "slu"), when given, is written to task.json: what the decoder writes."""
@@ -68,7 +81,7 @@ def save_artifact(model: TunedModel, directory: str | Path, tokenizer_dir: str |
     if output is not None:
         meta["output"] = output
     if tokenizer_dir is not None:
-        shutil.copytree(tokenizer_dir, directory / TOKENIZER, dirs_exist_ok=True)
+        save_tokenizer(Path(tokenizer_dir), directory / TOKENIZER)
         meta["tokenizer"] = TOKENIZER
         settings = directory / TOKENIZER / "speechprompt_tokenizer.json"  # a released checkpoint's tokenizer
         if settings.is_file():
