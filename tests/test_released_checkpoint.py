@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from backbones.ct2_writer import whisper_vocabulary, write_ct2_folder
+from backbones.ct2_writer import released_stand_in
 from released_checkpoint_check import check_method_round_trip
 
-from speechprompt.backbones import build_backbone, load_backbone
-from speechprompt.backbones.ct2_import import import_ct2
+from speechprompt.backbones import load_backbone
 from speechprompt.data.text import load_tokenizer
 from speechprompt.data.whisper_tokenizer import TokenizerError
 from speechprompt.decoding.search import greedy_search, loop_start
@@ -25,13 +24,7 @@ VOCAB = 400
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A tiny random Whisper written as a CTranslate2 folder and imported: a folder like a fetched checkpoint."""
-    root = tmp_path_factory.mktemp("released")
-    torch.manual_seed(0)
-    model = build_backbone("whisper", "tiny", vocab_size=VOCAB).model
-    vocabulary = whisper_vocabulary(VOCAB)
-    write_ct2_folder(model, root / "ct2", vocabulary=vocabulary)
-    import_ct2(root / "ct2", root / "imported", checkpoint="tiny-test")
-    return root / "imported"
+    return released_stand_in(tmp_path_factory.mktemp("released"), VOCAB)
 
 
 def multilingual_copy(checkpoint, tmp_path):

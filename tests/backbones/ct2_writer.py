@@ -182,3 +182,17 @@ def write_ct2_folder(model: WhisperForConditionalGeneration, folder: Path, quant
     else:
         (folder / "vocabulary.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
     return folder
+
+
+def released_stand_in(root: Path, vocab_size: int = 400) -> Path:
+    """A folder like a fetched released checkpoint: a tiny random Whisper written as CTranslate2 and imported."""
+    import torch
+
+    from speechprompt.backbones import build_backbone
+    from speechprompt.backbones.ct2_import import import_ct2
+
+    torch.manual_seed(0)
+    model = build_backbone("whisper", "tiny", vocab_size=vocab_size).model
+    write_ct2_folder(model, root / "ct2", vocabulary=whisper_vocabulary(vocab_size))
+    import_ct2(root / "ct2", root / "imported", checkpoint="tiny-test")
+    return root / "imported"

@@ -9,10 +9,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from backbones.ct2_writer import whisper_vocabulary, write_ct2_folder
+from backbones.ct2_writer import released_stand_in
 
-from speechprompt.backbones import build_backbone, load_backbone
-from speechprompt.backbones.ct2_import import import_ct2
+from speechprompt.backbones import load_backbone
 from speechprompt.cli import main
 from speechprompt.data.text import train_tokenizer
 from speechprompt.pretrain.labelling import make_featurizer
@@ -29,12 +28,7 @@ ENCODER = "backbone.model.model.encoder."
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A folder like a fetched released checkpoint: a tiny random Whisper written as CTranslate2 and imported."""
-    root = tmp_path_factory.mktemp("released")
-    torch.manual_seed(0)
-    model = build_backbone("whisper", "tiny", vocab_size=400).model
-    write_ct2_folder(model, root / "ct2", vocabulary=whisper_vocabulary(400))
-    import_ct2(root / "ct2", root / "imported", checkpoint="tiny-test")
-    return root / "imported"
+    return released_stand_in(tmp_path_factory.mktemp("released"))
 
 
 @pytest.fixture(scope="module")

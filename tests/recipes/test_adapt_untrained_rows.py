@@ -8,23 +8,15 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
-from backbones.ct2_writer import whisper_vocabulary, write_ct2_folder
+from backbones.ct2_writer import released_stand_in
 
 from recipes import adapt
-from speechprompt.backbones import build_backbone
-from speechprompt.backbones.ct2_import import import_ct2
 from speechprompt.data.audio import write_audio
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("released")
-    torch.manual_seed(0)
-    model = build_backbone("whisper", "tiny", vocab_size=400).model
-    write_ct2_folder(model, root / "ct2", vocabulary=whisper_vocabulary(400))
-    import_ct2(root / "ct2", root / "imported", checkpoint="tiny-test")
-    return root / "imported"
+    return released_stand_in(tmp_path_factory.mktemp("released"))
 
 
 def data_dir(root, n, seed):
