@@ -311,7 +311,7 @@ def train(
                     loss.backward()
                     step_loss += float(loss.detach())
                     for name, value in out.aux.items():  # loss terms (ce, ctc, ...) of this rank, for the log
-                        terms[name] = terms.get(name, 0.0) + float(value) / accum
+                        terms[name] = terms.get(name, 0.0) + float(torch.as_tensor(value).detach()) / accum
                     seconds += _batch_seconds(mb)
                 micro = []
                 max_norm = opt_cfg.clip_norm if opt_cfg.clip_norm is not None else float("inf")
