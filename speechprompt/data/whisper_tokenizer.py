@@ -61,6 +61,21 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def save_naming_vocabulary(source: Path, out: Path) -> bool:
+    """Copy a saved tokenizer folder's settings, naming its vocabulary file by sha256 instead of copying it (a
+    task artifact: the file is the backbone's own). False, writing nothing, for a folder that is not one."""
+    settings_path, vocabulary = Path(source) / SETTINGS_FILE, Path(source) / HF_TOKENIZER_FILE
+    if not (settings_path.is_file() and vocabulary.is_file()):
+        return False
+    settings = json.loads(settings_path.read_text(encoding="utf-8"))
+    if settings.get("kind") != WhisperCheckpointTokenizer.kind:
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    settings["vocabulary_sha256"] = file_sha256(vocabulary)
+    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    return True
+
+
 def referenced_vocabulary(directory: Path, sha256: str, vocabulary_dir: str | Path | None) -> Path:
     """The backbone's ``tokenizer.json`` that a saved tokenizer folder names by its sha256."""
     if vocabulary_dir is None:
@@ -178,18 +193,12 @@ class WhisperCheckpointTokenizer(Tokenizer):
         return {"kind": self.kind, "language": self.language, "task": self.task, "multilingual": self.multilingual,
                 "prefix": self.prefix_ids, "vocab_size": self.vocab_size}
 
-    def save(self, out_dir: str | Path, vocabulary_by_reference: bool = False) -> Path:
-        """Write the settings and the vocabulary file; ``vocabulary_by_reference``: the vocabulary's sha256
-        instead of the file (it is the backbone's own, found in its folder at load time)."""
+    def save(self, out_dir: str | Path) -> Path:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        settings = self.settings()
-        if vocabulary_by_reference:
-            settings["vocabulary_sha256"] = file_sha256(self.tokenizer_file)
-            (out / HF_TOKENIZER_FILE).unlink(missing_ok=True)
-        elif (out / HF_TOKENIZER_FILE).resolve() != self.tokenizer_file.resolve():
+        if (out / HF_TOKENIZER_FILE).resolve() != self.tokenizer_file.resolve():
             shutil.copyfile(self.tokenizer_file, out / HF_TOKENIZER_FILE)
-        (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        (out / SETTINGS_FILE).write_text(json.dumps(self.settings(), indent=2) + "\n", encoding="utf-8")
         return out
 
     @classmethod

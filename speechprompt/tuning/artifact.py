@@ -37,17 +37,9 @@ def backbone_name(backbone) -> str:
 def save_tokenizer(source: Path, out: Path) -> None:
     """A copy of the tokenizer folder, except a released checkpoint's vocabulary (3.8 MB, the backbone's own
     ``tokenizer.json``), which the artifact names by sha256 and reads from the backbone's folder."""
-    from speechprompt.data.whisper_tokenizer import (
-        HF_TOKENIZER_FILE,
-        SETTINGS_FILE,
-        WhisperCheckpointTokenizer,
-    )
+    from speechprompt.data.whisper_tokenizer import save_naming_vocabulary
 
-    settings = source / SETTINGS_FILE
-    if (settings.is_file() and (source / HF_TOKENIZER_FILE).is_file()
-            and json.loads(settings.read_text(encoding="utf-8")).get("kind") == "whisper"):
-        WhisperCheckpointTokenizer.load(source).save(out, vocabulary_by_reference=True)
-    else:
+    if not save_naming_vocabulary(source, out):
         shutil.copytree(source, out, dirs_exist_ok=True)
 
 
