@@ -33,6 +33,8 @@ from pathlib import Path
 
 import yaml
 
+from recipes.run_pool import Work, run_all
+
 TASK_METRIC_FILE = {"asr": "wer.json", "slu": "slu.json"}
 ZERO_SHOT = "zero_shot"  # the backbone untouched: no training, needs the backbone's own tokenizer
 # zero training, as Whisper users prompt a checkpoint: <|startofprev|> + in-domain text before the task prefix
@@ -117,8 +119,12 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
     wall_file = run_dir / "wall_seconds.json"
     if not (artifact / "task.json").is_file():
         seconds = train(args, config, method, seed, train_dir)
-        wall_file.write_text(json.dumps({"train": seconds}) + "\n")
-    wall_seconds = json.loads(wall_file.read_text())["train"] if wall_file.is_file() else float("nan")
+        import torch
+
+        # the time depends on the threads the run had and on what ran beside it: both are recorded
+        timing = {"train": seconds, "threads": torch.get_num_threads(), "concurrent_runs": args.jobs}
+        wall_file.write_text(json.dumps(timing) + "\n")
+    timing = json.loads(wall_file.read_text()) if wall_file.is_file() else {"train": float("nan")}
 
     if not (decode_dir / "decode.json").is_file() and method == ZERO_SHOT:
         reuse_zero_shot_decode(run_dir, inputs, decode_dir)
@@ -140,7 +146,8 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         trainable_params=int(task_meta["trainable_parameters"]),
         backbone_params=int(task_meta["backbone"]["parameters"]),
         artifact_bytes=artifact_bytes,
-        wall_seconds=wall_seconds,
+        wall_seconds=timing["train"],
+        **{key: timing[key] for key in ("threads", "concurrent_runs") if key in timing},
         test_set=Path(args.test).name,
         data_hours=data_hours(Path(args.train)),
     )
@@ -309,6 +316,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conf", default="conf", help="folder with adapt.yaml, quick.yaml and method/<name>.yaml")
     p.add_argument("--methods", required=True, help="comma-separated tuning methods")
     p.add_argument("--seeds", default="1", help="comma- or space-separated seeds")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at a time, each in its own process with cores/jobs CPU threads and its own log "
+                        "(<run>/adapt.log); default 1: one run after another in this process, all threads")
     p.add_argument("--quick", action="store_true", help="merge conf/quick.yaml (tiny runs for CI)")
     p.add_argument("--exp", default="exp", help="experiment root")
     p.add_argument("--override", action="append", default=[], metavar="key=value",
@@ -320,12 +330,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     methods = [m for m in args.methods.replace(",", " ").split() if m]
     seeds = [int(s) for s in args.seeds.replace(",", " ").split()]
-    for method in methods:
-        # untrained rows are deterministic (greedy or beam search on fixed weights): one run, the first seed
-        for seed in seeds[:1] if method in UNTRAINED else seeds:
-            run_dir = Path(args.exp) / args.backbone_name / args.size / method / f"seed{seed}"
+    if args.jobs < 1:
+        raise SystemExit(f"adapt: --jobs {args.jobs}: give 1 or more")
+    # untrained rows are deterministic (greedy or beam search on fixed weights): one run, the first seed
+    runs = [(method, seed, Path(args.exp) / args.backbone_name / args.size / method / f"seed{seed}")
+            for method in methods for seed in (seeds[:1] if method in UNTRAINED else seeds)]
+    if args.jobs == 1:
+        for method, seed, run_dir in runs:
             run_one(args, method, seed, run_dir)
-    return 0
+        return 0
+    work = [Work(f"[{method} seed {seed}]", run_dir, run_one, (args, method, seed, run_dir))
+            for method, seed, run_dir in runs]
+    failures = run_all(work, args.jobs, "adapt.log", describe=describe_result)
+    for item, error in failures:
+        print(f"adapt: {item.label} failed: {error}; see {item.log_dir / 'adapt.log'}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def describe_result(result_path: Path) -> str:
+    """One line for a finished run: its metrics and training time."""
+    result = json.loads(Path(result_path).read_text(encoding="utf-8"))
+    metrics = ", ".join(f"{k} {result['metrics'][k]:.2f}" for k in ("wer", "cer", "slu_f1") if k in result["metrics"])
+    return f"{metrics} (train {result['wall_seconds']:.0f} s)"
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 # Common options:
 #   --stage N --stop-stage M   run stages N..M (default: all)
 #   --quick                    tiny sizes and few steps (CI); uses its own exp dir
-#   --nj N                     parallel jobs for data preparation (default 2)
+#   --nj N                     parallel jobs for data preparation, and adaptation runs side by side
+#                              (each with cores/N CPU threads, logging to <run>/adapt.log) (default 2)
 #   --seeds "1 2 3"            adaptation seeds
 #   --exp DIR                  experiment folder (default exp, or exp_quick with --quick)
 #   --results FILE             where the report stage writes the table (default RESULTS.md, or

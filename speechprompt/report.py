@@ -18,6 +18,8 @@ result.json schema (one JSON object; fields beyond these are ignored)::
       "backbone_params": 94371712,    # parameters of the frozen (or fine-tuned) backbone
       "artifact_bytes": 49400,        # size on disk of the saved task artifact
       "wall_seconds": 812.5,          # adaptation wall-clock time
+      "threads": 1,                   # optional: CPU threads the run trained with
+      "concurrent_runs": 2,           # optional: runs going on at the same time (recipes.adapt --jobs)
       "test_set": "test"              # optional: named in the table caption
     }
 
@@ -78,6 +80,8 @@ class Run:
     artifact_bytes: int
     wall_seconds: float
     test_set: str | None
+    threads: int | None = None
+    concurrent_runs: int | None = None
 
 
 def _field(data: dict, path: Path, name: str, kind, check=None, what: str = ""):
@@ -123,7 +127,16 @@ def read_run(path: Path) -> Run:
         artifact_bytes=_field(data, path, "artifact_bytes", int, lambda v: v >= 0, "an integer >= 0"),
         wall_seconds=float(_field(data, path, "wall_seconds", *number)),
         test_set=data.get("test_set"),
+        threads=_optional_count(data, path, "threads"),
+        concurrent_runs=_optional_count(data, path, "concurrent_runs"),
     )
+
+
+def _optional_count(data: dict, path: Path, name: str) -> int | None:
+    value = data.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ReportError(f"{path}: field '{name}' is {value!r}; expected an integer >= 1 or no field")
+    return value
 
 
 def write_result(path: str | Path, **fields) -> Path:
@@ -298,6 +311,19 @@ def prompting_verdict(rows: list[Row], metric: str) -> list[str]:
     return lines
 
 
+def timing_note(rows: list[Row]) -> list[str]:
+    """How the adaptation times were taken (threads per run, runs side by side), when the runs say."""
+    trained = [r for row in rows for r in row.runs if r.wall_seconds > 0]
+    settings = sorted({(r.threads, r.concurrent_runs) for r in trained if r.threads is not None})
+    if not settings:
+        return []
+    described = "; ".join(f"{threads} CPU thread(s) per run, {runs or 1} run(s) at a time"
+                          for threads, runs in settings)
+    unknown = sum(r.threads is None for r in trained)
+    more = f" ({unknown} run(s) recorded no threads)" if unknown else ""
+    return [f"Adaptation time: training wall-clock of each run, with {described}{more}.", ""]
+
+
 def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
     better = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
     # a backbone that already does the task has an untouched reference row too: changes against it
@@ -377,6 +403,7 @@ def write_report(exp_dir: Path, out: Path, command: str, metric: str | None = No
             f"{name} (%){on}: mean ± sample std over seeds. \"vs finetune\" (\"vs zero_shot\"): relative change of "
             f"the mean against the finetune (zero_shot) row of the same data size ({direction} is better).", "",
             *markdown_table(rows, name, also), "",
+            *timing_note(rows),
             *failing_reference_warning(rows, name),
             *prompting_verdict(rows, name),
         ]

@@ -171,3 +171,19 @@ def test_a_sentence_per_size_says_whether_prompting_beats_matches_or_loses(exp, 
     (exp / "wav2seq-tiny" / "10min" / "deep_prompt" / "seed0" / "result.json").unlink()
     text = write_report(exp, tmp_path / "RESULTS.md", "speechprompt report exp").read_text()
     assert "prompt (50.00 % wer, 1 seed(s), 10.24k trainable parameters), loses to finetune (40.00 %" in text
+
+
+def test_the_threads_and_concurrent_runs_of_the_times_are_said_under_the_table(tmp_path):
+    root = tmp_path / "exp"
+    fake_result(root, "finetune", "1h", 0, 20.0, 1_000_000, {"threads": 1, "concurrent_runs": 2})
+    fake_result(root, "prompt", "1h", 0, 18.0, 10_240, {"threads": 1, "concurrent_runs": 2})
+    fake_result(root, "zero_shot", "1h", 0, 30.0, 0, {"wall_seconds": 0.0, "threads": 2, "concurrent_runs": 1})
+    text = write_report(root, tmp_path / "R.md", "cmd", plot=False).read_text()
+    # the untrained row took no training time: its setting is not a timing setting
+    assert "Adaptation time: training wall-clock of each run, with 1 CPU thread(s) per run, 2 run(s) at a time." in text
+    fake_result(root, "lora", "1h", 0, 19.0, 5_000)  # an older result without the fields
+    text = write_report(root, tmp_path / "R.md", "cmd", plot=False).read_text()
+    assert "2 run(s) at a time (1 run(s) recorded no threads)." in text
+    bad = fake_result(root, "adapter", "1h", 0, 19.0, 5_000, {"threads": 0})
+    with pytest.raises(ReportError, match=f"{bad}: field 'threads' is 0"):
+        write_report(root, tmp_path / "R.md", "cmd", plot=False)

@@ -64,6 +64,6 @@ fi
 run_stage 3 "adapt $name with every method" \
   python -m recipes.adapt --backbone "$backbone" --backbone-name "$name" --size 10min "${language[@]}" \
     --train "$data/adapt_10min" --dev "$exp/data/dev" --test "$exp/data/test" \
-    --conf "$conf" --methods "$methods" --seeds "$seeds" --exp "$exp/adapt" $quick_flag
+    --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag
 
 run_stage 4 "results table" speechprompt report "$exp/adapt" --also cer --out "$results"
