@@ -10,6 +10,11 @@ optimiser state and the activations saved for backward. Each figure is also give
     python benchmarks/step_cost.py --family whisper --size small --steps 5
     python benchmarks/step_cost.py --methods prompt lora finetune --batch-size 8 --output docs/step_cost.md
     python benchmarks/step_cost.py --backbone whisper-tiny.en --no-pad-to-window   # a released checkpoint
+    python benchmarks/step_cost.py --backbone whisper-tiny.en --methods decoder_prompt finetune --encoder-cache
+
+``--encoder-cache`` adds a row "<method> +encoder cache" for each method whose trained parameters never
+reach the encoder (training/encoder_cache.py): its steps reuse the batch's kept encoder output, as every
+epoch after the first does in training.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from types import SimpleNamespace
 import torch
 
 from speechprompt.backbones import build_backbone, load_backbone
+from speechprompt.training.encoder_cache import EncoderOutputCache, why_not_cacheable
 from speechprompt.tuning import METHODS, build_tuned_model
 from speechprompt.tuning.registry import TRAINED_METHODS
 
@@ -43,6 +49,7 @@ def make_batch(args: argparse.Namespace, vocab_size: int, device: str) -> Simple
     targets = torch.randint(4, vocab_size, (args.batch_size, args.target_len + 1), generator=generator)
     targets[:, -1] = args.eos_id
     return SimpleNamespace(
+        utt_ids=[f"utt{i}" for i in range(args.batch_size)],
         waveforms=waves.to(device),
         wave_lengths=torch.tensor(lengths, device=device),
         targets=targets.to(device),
@@ -50,8 +57,15 @@ def make_batch(args: argparse.Namespace, vocab_size: int, device: str) -> Simple
     )
 
 
+CACHED = " +encoder cache"  # suffix of a method's row whose steps reuse the kept encoder output
+
+
 def build(method: str, args: argparse.Namespace):
-    """The same random backbone (seeded) wrapped with ``method``'s default config, and its optimiser."""
+    """The same random backbone (seeded) wrapped with ``method``'s default config, and its optimiser.
+
+    ``method + CACHED``: the model keeps encoder outputs (filled by the first step on a batch)."""
+    cached = method.endswith(CACHED)
+    method = method.removesuffix(CACHED)
     torch.manual_seed(0)
     if args.backbone:
         backbone = load_backbone(args.backbone)
@@ -60,6 +74,7 @@ def build(method: str, args: argparse.Namespace):
     else:
         backbone = build_backbone(args.family, args.size, vocab_size=args.vocab_size)
     model = build_tuned_model(backbone, method, dict(args.method_options)).to(args.device).train()
+    model.encoder_cache = EncoderOutputCache() if cached else None
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     return model, optimiser
 
@@ -156,6 +171,11 @@ def measure_times(args: argparse.Namespace) -> dict[str, float]:
     return {method: statistics.median(values) for method, values in times.items()}
 
 
+def cacheable(method: str, args: argparse.Namespace) -> bool:
+    model, _ = build(method, args)
+    return why_not_cacheable(model, make_batch(args, args.vocab_size, args.device), freeze_encoder_steps=0) is None
+
+
 def markdown(results: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
     ref = results.get("finetune")
     ratio = lambda key, value: f" ({value / ref[key]:.3g}x)" if ref and ref[key] else ""  # noqa: E731
@@ -194,6 +214,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (parameters stay float32)")
+    parser.add_argument("--encoder-cache", action="store_true",
+                        help="add a row with the encoder output kept, for methods that leave the encoder untouched")
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     args.eos_id, args.method_options, args.encoder_input = 2, {}, ""
@@ -213,6 +235,8 @@ def main() -> None:
             args.method_options, args.eos_id, args.vocab_size = tokenizer.method_options(), tokenizer.eos_id, tokenizer.eos_id
         del backbone
 
+    if args.encoder_cache:
+        args.methods = [*args.methods, *(m + CACHED for m in args.methods if cacheable(m, args))]
     results: dict[str, dict[str, float]] = {}
     context = multiprocessing.get_context("spawn")
     for method in args.methods:  # one fresh process per method: peak RSS is per process

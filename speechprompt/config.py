@@ -138,6 +138,10 @@ class OptimConfig:
     freeze_encoder_steps: int = field(default=0, metadata=_help(
         "keep the backbone encoder's trained weights fixed for the first N steps, then train them (fairseq's "
         "freeze_finetune_updates); -1: fixed throughout; 0: trained from the first step"))
+    encoder_cache: bool = field(default=True, metadata=_help(
+        "keep each utterance's encoder output after its first step when that is safe (checked: no trained "
+        "parameter reaches the encoder and it is deterministic, e.g. decoder_prompt), so later epochs run the "
+        "decoder only; false: never"))
 
     def __post_init__(self):
         if self.lr <= 0:

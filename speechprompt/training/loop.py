@@ -33,6 +33,7 @@ from torch import nn
 from speechprompt.config import OptimConfig, TrainConfig
 from speechprompt.training import checkpoint as ckpt
 from speechprompt.training.distributed import DistributedContext
+from speechprompt.training.encoder_cache import EncoderOutputCache, why_not_cacheable
 from speechprompt.training.log import JsonlLog, plot_learning_curve, write_run_script
 
 SAMPLE_RATE = 16000
@@ -239,6 +240,8 @@ def train(
         log("experiment.best_metric=dev_wer but no WER function was given: the best checkpoint is picked by dev loss")
     log_file = JsonlLog(exp_dir / "train_log.jsonl", truncate_after_step=step if resume else 0,
                         enabled=dctx.is_main)
+    encoder_cache = attach_encoder_cache(model, train_set, batch_sampler, collate_fn, opt_cfg, device,
+                                         log if dctx.is_main else (lambda *_: None))
 
     def save(directory: Path, kind: str) -> None:
         rng = dctx.all_gather_object(ckpt.capture_rng_state())
@@ -377,6 +380,9 @@ def train(
             break
     if progress is not None:
         progress.close()
+    if encoder_cache is not None:
+        model.encoder_cache = None  # the memory goes back; decoding after training encodes as usual
+        log(f"encoder cache: {encoder_cache.summary()}") if dctx.is_main else None
     if dctx.is_main:
         plot_learning_curve(log_file.path, exp_dir / "learning_curve.png")
         summary = {"step": step, "stopped": stopped, "best_metric": best_metric, "best_step": best_step,
@@ -384,6 +390,22 @@ def train(
         (exp_dir / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     dctx.barrier()
     return TrainResult(step, stopped, best_metric, best_step, last_loss, exp_dir)
+
+
+def attach_encoder_cache(model: nn.Module, train_set, batch_sampler: BatchSampler, collate_fn, optim: OptimConfig,
+                         device, log) -> EncoderOutputCache | None:
+    """Give ``model`` an encoder-output cache when optim.encoder_cache allows and the first batch shows it
+    is safe (training/encoder_cache.py); returns the cache, or None."""
+    if not optim.encoder_cache or not hasattr(model, "encoder_cache"):
+        return None
+    first = next(iter(_loader(train_set, list(batch_sampler(0))[:1], collate_fn, 0))).to(device)
+    reason = why_not_cacheable(model, first, optim.freeze_encoder_steps)
+    if reason is not None:
+        return None
+    model.encoder_cache = EncoderOutputCache()
+    log("encoder outputs are kept per utterance after their first step: no trained parameter reaches the "
+        "encoder and it is deterministic, so later steps run the decoder only")
+    return model.encoder_cache
 
 
 def encoder_freeze(model: nn.Module, params: Sequence[tuple[str, nn.Parameter]], steps: int, ddp_strict: bool

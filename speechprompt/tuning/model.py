@@ -98,6 +98,7 @@ class TunedModel(nn.Module):
         never, first = self._suppressed_ids(config.suppress_specials)
         self.register_buffer("suppress_ids", never, persistent=False)
         self.register_buffer("begin_suppress_ids", first, persistent=False)
+        self.encoder_cache = None  # training.encoder_cache.EncoderOutputCache, set while training may use it
 
     def _suppressed_ids(self, suppress_specials: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(never generated, not generated as the first token): long tensors of token ids.
@@ -176,7 +177,10 @@ class TunedModel(nn.Module):
 
     def forward(self, batch) -> ModelOutput:
         """Teacher forcing: decoder input = BOS + targets[:, :-1]; batch is a data.dataset.Batch."""
-        enc = self.encode(batch.waveforms, batch.wave_lengths, batch.task_ids)
+        if self.encoder_cache is not None:
+            enc = self.encoder_cache.encode(self, batch)
+        else:
+            enc = self.encode(batch.waveforms, batch.wave_lengths, batch.task_ids)
         targets = batch.targets
         logits = self.teacher_forced_logits(enc, targets, batch.task_ids)
         ce = F.cross_entropy(
