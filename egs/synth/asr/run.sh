@@ -8,7 +8,7 @@
 # English normaliser and write RESULTS.md. ./run_scratch.sh adds the rows of a Wav2Seq backbone made
 # here without any checkpoint (the same exp/ and RESULTS.md).
 #
-#   ./run.sh                              # the main job: 10 min of adaptation data, 3 seeds (about 80 min on 2 cores)
+#   ./run.sh                              # the main job: 10 min of adaptation data, 3 seeds (74 min on 2 cores)
 #   ./run.sh --sizes 1h --seeds 1         # adds the 1 h rows (one seed) to the same exp/ and RESULTS.md
 #   ./run.sh --quick                      # every stage at tiny sizes on the real checkpoint (what CI runs)
 # Options: --backbone NAME|DIR (default whisper-tiny.en), --sizes "10min 1h" (default 10min), --methods LIST,
