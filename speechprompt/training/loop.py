@@ -240,8 +240,8 @@ def train(
         log("experiment.best_metric=dev_wer but no WER function was given: the best checkpoint is picked by dev loss")
     log_file = JsonlLog(exp_dir / "train_log.jsonl", truncate_after_step=step if resume else 0,
                         enabled=dctx.is_main)
-    encoder_cache = attach_encoder_cache(model, train_set, batch_sampler, collate_fn, opt_cfg, device,
-                                         log if dctx.is_main else (lambda *_: None))
+    # decided on the first batch the loop trains on (loading another one would move the data's random state)
+    encoder_cache, cache_undecided = None, bool(opt_cfg.encoder_cache) and hasattr(model, "encoder_cache")
 
     def save(directory: Path, kind: str) -> None:
         rng = dctx.all_gather_object(ckpt.capture_rng_state())
@@ -307,6 +307,10 @@ def train(
                 step_loss, seconds = 0.0, 0.0
                 for i, mb in enumerate(micro):
                     mb = mb.to(device)
+                    if cache_undecided:
+                        encoder_cache = attach_encoder_cache(model, mb, opt_cfg.freeze_encoder_steps,
+                                                             log if dctx.is_main else (lambda *_: None))
+                        cache_undecided = False
                     sync = i == accum - 1
                     with (nullcontext() if sync else dctx.no_sync(ddp_model)), _autocast(opt_cfg.precision, device):
                         out = ddp_model(mb)
@@ -392,15 +396,10 @@ def train(
     return TrainResult(step, stopped, best_metric, best_step, last_loss, exp_dir)
 
 
-def attach_encoder_cache(model: nn.Module, train_set, batch_sampler: BatchSampler, collate_fn, optim: OptimConfig,
-                         device, log) -> EncoderOutputCache | None:
-    """Give ``model`` an encoder-output cache when optim.encoder_cache allows and the first batch shows it
-    is safe (training/encoder_cache.py); returns the cache, or None."""
-    if not optim.encoder_cache or not hasattr(model, "encoder_cache"):
-        return None
-    first = next(iter(_loader(train_set, list(batch_sampler(0))[:1], collate_fn, 0))).to(device)
-    reason = why_not_cacheable(model, first, optim.freeze_encoder_steps)
-    if reason is not None:
+def attach_encoder_cache(model: nn.Module, batch, freeze_encoder_steps: int, log) -> EncoderOutputCache | None:
+    """Give ``model`` an encoder-output cache when ``batch`` shows it is safe (training/encoder_cache.py);
+    returns the cache, or None."""
+    if why_not_cacheable(model, batch, freeze_encoder_steps) is not None:
         return None
     model.encoder_cache = EncoderOutputCache()
     log("encoder outputs are kept per utterance after their first step: no trained parameter reaches the "
