@@ -67,8 +67,6 @@ def why_not_cacheable(model, batch, freeze_encoder_steps: int) -> str | None:
     masks of the run (a resumed run would otherwise differ from an uninterrupted one)."""
     if freeze_encoder_steps != 0:
         return f"optim.freeze_encoder_steps is {freeze_encoder_steps}"
-    if not hasattr(model, "encode"):
-        return "the model has no separate encoder"
     state, was_training = ckpt.capture_rng_state(), model.training
     try:
         model.train()
@@ -84,3 +82,13 @@ def why_not_cacheable(model, batch, freeze_encoder_steps: int) -> str | None:
     finally:
         model.train(was_training)
         ckpt.restore_rng_state(state)
+
+
+def attach_if_safe(model, batch, freeze_encoder_steps: int, log) -> EncoderOutputCache | None:
+    """Give ``model`` (a TunedModel) an encoder-output cache when ``batch`` shows it is safe; returns it, or None."""
+    if why_not_cacheable(model, batch, freeze_encoder_steps) is not None:
+        return None
+    model.encoder_cache = EncoderOutputCache()
+    log("encoder outputs are kept per utterance after their first step: no trained parameter reaches the "
+        "encoder and it is deterministic, so later steps run the decoder only")
+    return model.encoder_cache

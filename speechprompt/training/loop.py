@@ -33,7 +33,8 @@ from torch import nn
 from speechprompt.config import OptimConfig, TrainConfig
 from speechprompt.training import checkpoint as ckpt
 from speechprompt.training.distributed import DistributedContext
-from speechprompt.training.encoder_cache import EncoderOutputCache, why_not_cacheable
+from speechprompt.training.encoder_cache import attach_if_safe
+from speechprompt.training.encoder_freeze import encoder_freeze
 from speechprompt.training.log import JsonlLog, plot_learning_curve, write_run_script
 
 SAMPLE_RATE = 16000
@@ -241,7 +242,7 @@ def train(
     log_file = JsonlLog(exp_dir / "train_log.jsonl", truncate_after_step=step if resume else 0,
                         enabled=dctx.is_main)
     # decided on the first batch the loop trains on (loading another one would move the data's random state)
-    encoder_cache, cache_undecided = None, bool(opt_cfg.encoder_cache) and hasattr(model, "encoder_cache")
+    encoder_cache, cache_undecided = None, opt_cfg.encoder_cache and hasattr(model, "encoder_cache")
 
     def save(directory: Path, kind: str) -> None:
         rng = dctx.all_gather_object(ckpt.capture_rng_state())
@@ -308,8 +309,8 @@ def train(
                 for i, mb in enumerate(micro):
                     mb = mb.to(device)
                     if cache_undecided:
-                        encoder_cache = attach_encoder_cache(model, mb, opt_cfg.freeze_encoder_steps,
-                                                             log if dctx.is_main else (lambda *_: None))
+                        encoder_cache = attach_if_safe(model, mb, opt_cfg.freeze_encoder_steps,
+                                                       log if dctx.is_main else (lambda *_: None))
                         cache_undecided = False
                     sync = i == accum - 1
                     with (nullcontext() if sync else dctx.no_sync(ddp_model)), _autocast(opt_cfg.precision, device):
@@ -394,49 +395,6 @@ def train(
         (exp_dir / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     dctx.barrier()
     return TrainResult(step, stopped, best_metric, best_step, last_loss, exp_dir)
-
-
-def attach_encoder_cache(model: nn.Module, batch, freeze_encoder_steps: int, log) -> EncoderOutputCache | None:
-    """Give ``model`` an encoder-output cache when ``batch`` shows it is safe (training/encoder_cache.py);
-    returns the cache, or None."""
-    if why_not_cacheable(model, batch, freeze_encoder_steps) is not None:
-        return None
-    model.encoder_cache = EncoderOutputCache()
-    log("encoder outputs are kept per utterance after their first step: no trained parameter reaches the "
-        "encoder and it is deterministic, so later steps run the decoder only")
-    return model.encoder_cache
-
-
-def encoder_freeze(model: nn.Module, params: Sequence[tuple[str, nn.Parameter]], steps: int, ddp_strict: bool
-                   ) -> Callable[[int, Callable], None]:
-    """``f(step, log)``, called before each step: the encoder's trained weights take no gradient (so no
-    update, no weight decay, no backward pass through the encoder) while ``step < steps`` (always for
-    -1). They stay in the optimizer and in every checkpoint, so a resumed run continues either side."""
-    if steps == 0:
-        return lambda step, log: None
-    if not hasattr(model, "encoder_parameter_names"):
-        raise ValueError("optim.freeze_encoder_steps: this model does not name its encoder's parameters")
-    encoder = set(model.encoder_parameter_names())
-    frozen = [p for n, p in params if n in encoder]
-    if not frozen:
-        return lambda step, log: None  # the method trains nothing in the encoder
-    if ddp_strict:
-        raise ValueError("optim.freeze_encoder_steps under torchrun needs experiment.ddp_find_unused=true "
-                         "(the encoder's weights get no gradient while frozen)")
-    state = {"trained": None}
-
-    def apply(step: int, log) -> None:
-        trained = steps >= 0 and step >= steps
-        if trained != state["trained"]:
-            for p in frozen:
-                p.requires_grad_(trained)
-            count = sum(p.numel() for p in frozen)
-            until = "throughout" if steps < 0 else f"until step {steps}"
-            log(f"step {step + 1}: the encoder's {count:,} weights are "
-                + ("trained from now on" if trained else f"fixed {until}"))
-            state["trained"] = trained
-
-    return apply
 
 
 def _loader(dataset, batches: Sequence[Sequence[int]], collate_fn, num_workers: int, seed: int = 0):
