@@ -9,7 +9,8 @@ each step only once (a finished step leaves its output, so a killed sweep resume
     score   WER/CER (asr) or SLU-F1 (slu) against the test references
             (slu: trains on each data dir's slot-filling targets, --text-file, default text_slu,
             and scores against the SLURP JSONL gold, --gold, default <test>/slurp.jsonl)
-    record  result.json (speechprompt.report schema): metric, trainable parameters, artifact bytes, wall time
+    record  result.json (speechprompt.report schema): metric, trainable parameters, artifact bytes, wall time;
+            with --records DIR also copied there (recipes.run_records), so a later sitting restores it
 
 Layout: <exp>/<backbone-name>/<size>/<method>/seed<k>/{train,decode,score,result.json}
 
@@ -34,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from recipes.run_pool import Work, run_all
+from recipes.run_records import record_dir, restore_record, save_record
 
 TASK_METRIC_FILE = {"asr": "wer.json", "slu": "slu.json"}
 ZERO_SHOT = "zero_shot"  # the backbone untouched: no training, needs the backbone's own tokenizer
@@ -106,8 +108,12 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
     inputs = run_inputs(args, config)
     forget_outdated_run(run_dir, inputs, f"[{method} seed {seed}]")
     result_path = run_dir / "result.json"
+    if not result_path.is_file() and args.records and restore_record(run_dir, Path(args.records), inputs):
+        print(f"[{method} seed {seed}] restored from its record in {args.records}: not trained again")
     if result_path.is_file():
         print(f"[{method} seed {seed}] done already: {result_path}")
+        if args.records and not record_dir(Path(args.records), run_dir).is_dir():
+            save_record(run_dir, Path(args.records))
         return result_path
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -135,7 +141,7 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
 
     task_meta = json.loads((artifact / "task.json").read_text(encoding="utf-8"))
     artifact_bytes = sum(p.stat().st_size for p in artifact.rglob("*") if p.is_file() and "tokenizer" not in p.parts)
-    return write_result(
+    write_result(
         result_path,
         task=args.task,
         backbone=args.backbone_name,
@@ -151,6 +157,9 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         test_set=Path(args.test).name,
         data_hours=data_hours(Path(args.train)),
     )
+    if args.records:
+        save_record(run_dir, Path(args.records))
+    return result_path
 
 
 def reuse_zero_shot_decode(run_dir: Path, inputs: dict, decode_dir: Path) -> None:
@@ -321,6 +330,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(<run>/adapt.log); default 1: one run after another in this process, all threads")
     p.add_argument("--quick", action="store_true", help="merge conf/quick.yaml (tiny runs for CI)")
     p.add_argument("--exp", default="exp", help="experiment root")
+    p.add_argument("--records", help="run records folder (recipes.run_records): a finished run's small files are "
+                                     "copied there, and a run with a matching record is restored, not trained")
     p.add_argument("--override", action="append", default=[], metavar="key=value",
                    help="extra 'speechprompt train' override for every run (repeatable)")
     return p.parse_args(argv)

@@ -12,6 +12,9 @@
 #   --exp DIR                  experiment folder (default exp, or exp_quick with --quick)
 #   --results FILE             where the report stage writes the table (default RESULTS.md, or
 #                              RESULTS.quick.md with --quick: a smoke run never overwrites real results)
+#   --records DIR              run records (recipes/run_records.py): each finished adaptation run's small
+#                              files, committed so that a later sitting restores the run instead of
+#                              training it again (default records; none with --quick)
 #   --force                    re-run stages even when their .done marker exists
 # A stage's .done marker records the command it ran: a stage whose command changed since (another
 # data dir, method list, ...) or that follows a stage run again is run again, and says why.
@@ -25,13 +28,14 @@ nj=2
 seeds=""
 exp=""
 results=""
+records=""
 force=false
 while [ $# -gt 0 ]; do
   opt="${1#--}"
   opt="${opt//-/_}"
   case "$1" in
     --quick|--force) eval "$opt=true"; shift ;;
-    --stage|--stop-stage|--nj|--seeds|--exp|--results) eval "$opt=\"\$2\""; shift 2 ;;
+    --stage|--stop-stage|--nj|--seeds|--exp|--results|--records) eval "$opt=\"\$2\""; shift 2 ;;
     --help|-h) sed -n '2,/^set -euo/p' "$(basename "$0")" | sed '$d'; exit 0 ;;  # run.sh has cd to its folder
     *)
       found=false
@@ -52,6 +56,8 @@ done
 if [ -z "$exp" ]; then if $quick; then exp=exp_quick; else exp=exp; fi; fi
 if [ -z "$results" ]; then if $quick; then results=RESULTS.quick.md; else results=RESULTS.md; fi; fi
 quick_flag=""; $quick && quick_flag="--quick"
+if [ -z "$records" ] && ! $quick; then records=records; fi
+records_flag=""; [ -n "$records" ] && records_flag="--records $records"
 mkdir -p "$exp/logs" "$exp/.done"
 
 # Use the project's virtual environment when the user has not activated one.

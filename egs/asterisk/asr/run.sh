@@ -31,6 +31,7 @@ extra_opts=(lang backbone)
 
 case $lang in en|es|fr) ;; *) echo "$0: --lang must be en, es or fr (got '$lang')" >&2; exit 2 ;; esac
 exp=$exp/$lang
+if [ -n "$records" ]; then records=$records/$lang; records_flag="--records $records"; fi
 mkdir -p "$exp/logs" "$exp/.done"
 [ "$results" = RESULTS.md ] && [ "$lang" != en ] && results=RESULTS.$lang.md
 if $quick; then
@@ -64,6 +65,6 @@ fi
 run_stage 3 "adapt $name with every method" \
   python -m recipes.adapt --backbone "$backbone" --backbone-name "$name" --size 10min "${language[@]}" \
     --train "$data/adapt_10min" --dev "$exp/data/dev" --test "$exp/data/test" \
-    --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag
+    --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag
 
 run_stage 4 "results table" speechprompt report "$exp/adapt" --also cer --out "$results"

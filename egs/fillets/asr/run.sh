@@ -56,7 +56,7 @@ adapt_all() {
   for size in $sizes; do
     python -m recipes.adapt --backbone "$backbone" --backbone-name "$name" --size "$size" "${language[@]}" \
       --train "$data/$(adapt_set "$size")" --dev "$data/dev" --test "$data/test" \
-      --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag
+      --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag
   done
 }
 

@@ -77,7 +77,7 @@ adapt_all() {
   for size in $sizes; do
     python -m recipes.adapt --backbone "$exp/$name" --backbone-name "$name" --size "$size" \
       --train "$data/$(adapt_set "$size")" --dev "$data/dev" --test "$data/test" \
-      --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag
+      --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag
   done
 }
 

@@ -73,6 +73,6 @@ fi
 run_stage 2 "adapt $backbone_name with every method" \
   python -m recipes.adapt --backbone "$backbone" --backbone-name "$backbone_name" --size "${size:-train}" \
     --train "$train" --dev "$dev" --test "$test" ${tokenizer:+--tokenizer "$tokenizer"} ${language:+--language "$language"} \
-    --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag
+    --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag
 
 run_stage 3 "results table" speechprompt report "$exp/adapt" --also cer --out "$results"

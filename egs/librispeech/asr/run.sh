@@ -63,7 +63,7 @@ adapt_all() {
   for size in $sizes; do
     python -m recipes.adapt --backbone "$backbone" --backbone-name "$(basename "$backbone")" --size "$size" \
       --train "$data/train_$size" --dev "$data/dev_clean" --test "$data/test_clean" \
-      --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag
+      --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag
   done
 }
 run_stage 1 "adapt the backbone with every method ($sizes)" adapt_all

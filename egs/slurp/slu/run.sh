@@ -79,7 +79,7 @@ adapt_all() {
   for set_name in $train_sets; do
     python -m recipes.adapt --task slu --backbone "$backbone_dir" --backbone-name "$(basename "$backbone_dir")" \
       --size "$set_name" --train "$data/$set_name" --dev "$data/devel" --test "$data/test" \
-      --gold "$data/test/slurp.jsonl" --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag
+      --gold "$data/test/slurp.jsonl" --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag
   done
 }
 run_stage 4 "adapt the backbone to slot filling with every method" adapt_all

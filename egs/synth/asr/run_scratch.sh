@@ -49,7 +49,7 @@ adapt_all() {  # backbone-name backbone-dir [extra options]
   for size in $sizes; do
     python -m recipes.adapt --backbone "$dir" --backbone-name "$name" --size "$size" \
       --train "$data/$(adapt_size $size)" --dev "$data/dev" --test "$data/test" \
-      --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag "$@"
+      --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag "$@"
   done
 }
 

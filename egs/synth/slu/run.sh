@@ -97,7 +97,7 @@ adapt_all() {
   for size in $sizes; do
     python -m recipes.adapt --task slu --backbone "$backbone_dir" --backbone-name "$name" --size "$size" \
       --train "$data/$(train_set $size)" --dev "$data/dev" --test "$data/test" --gold "$data/test/slurp.jsonl" \
-      --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag
+      --conf "$conf" --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag
   done
 }
 
