@@ -4,7 +4,9 @@ INPUTS are audio files, folders (searched recursively for audio extensions) or K
 files. Each input uses ``--task``, or the task its line in ``--task-list`` names (two columns:
 ``file_or_id task``), or the only prompt loaded. Inputs are batched by length and a batch may mix
 tasks. Output (stdout or ``--output``): ``text`` (one transcript per line, input order), ``jsonl``
-(id, task, text, slots for slot-filling prompts, audio and wall seconds) or ``kaldi`` (``id text``).
+(id, task, text, slots for slot-filling prompts, audio and wall seconds, pieces) or ``kaldi`` (``id text``).
+A recording longer than a Whisper backbone's 30 s window is cut at pauses into pieces that fit, and
+the pieces' texts are joined (``pieces`` in jsonl; slot-filling prompts read one command and are not cut).
 Files that cannot be read are reported on stderr and skipped; the rest are transcribed, and the
 exit status is 1 when any was skipped.
 
@@ -154,6 +156,7 @@ def format_result(fmt: str, key: str, result) -> str:
         record["slots"] = result.slots
     record["audio_seconds"] = round(result.seconds, 3)
     record["wall_seconds"] = round(result.wall_seconds, 4)
+    record["pieces"] = result.pieces  # > 1: longer than the backbone's window, decoded in pieces cut at pauses
     return json.dumps(record, ensure_ascii=False)
 
 

@@ -42,6 +42,7 @@ from speechprompt.data.dataset import LengthBucketSampler
 from speechprompt.data.text import Tokenizer, load_tokenizer
 from speechprompt.data.whisper_tokenizer import is_checkpoint_tokenizer_dir
 from speechprompt.decoding.joint import ctc_greedy_search, joint_search
+from speechprompt.decoding.long_form import max_input_samples, split
 from speechprompt.decoding.search import DEFAULT_MAX_REPEATS, beam_search, greedy_search
 from speechprompt.score.slu_format import RESERVED, parse
 from speechprompt.tuning import ArtifactError, TunedModel, load_task, read_artifact
@@ -70,6 +71,7 @@ class Result:
     seconds: float  # audio duration
     wall_seconds: float = 0.0  # this utterance's share of its batch's decoding time
     num_tokens: int = 0  # tokens generated (EOS excluded)
+    pieces: int = 1  # audio longer than the backbone's window is decoded in pieces (decoding.long_form)
 
 
 @dataclass
@@ -157,6 +159,8 @@ class Transcriber:
         if max_len_ratio is None:
             max_len_ratio = float(getattr(backbone, "default_max_len_ratio", 1.0))
         self.max_len, self.max_len_ratio, self.batch_seconds = max_len, max_len_ratio, batch_seconds
+        # longer audio is cut into pieces of at most this many samples (Whisper: its 30 s window)
+        self.max_input_samples = max_input_samples(backbone)
         self.model: TunedModel | None = None
         self.task_info: dict[str, _TaskInfo] = {}
         self._tokenizers: dict[tuple, Tokenizer] = {}  # by the checksums of an artifact's tokenizer files
@@ -327,22 +331,43 @@ class Transcriber:
         """waveforms: (S_i,) float 16 kHz mono each; tasks: one name, one per waveform, or None (the only task).
 
         Results come back in input order; batches group similar lengths (``batch_seconds``) and may
-        mix tasks. ``on_batch(n)`` is called after each batch of n utterances (progress bars).
+        mix tasks. Audio longer than the backbone's window (Whisper: 30 s) is cut at pauses into pieces
+        decoded like any utterance, and their texts joined (``Result.pieces``); slot filling reads one
+        command per utterance and is never cut. ``on_batch(n)`` is called after each batch of n pieces.
         """
         names = self._resolve_tasks(tasks, len(waveforms))
-        ids = self.task_ids(names)
-        seconds = [len(w) / TARGET_SAMPLE_RATE for w in waveforms]
-        results: list[Result | None] = [None] * len(waveforms)
+        task_ids = self.task_ids(names)  # refuses unknown tasks
+        pieces, owner = [], []
+        for index, (wave, name) in enumerate(zip(waveforms, names, strict=True)):
+            parts = [wave] if self.task_info[name].slu else split(wave, self.max_input_samples)
+            pieces += parts
+            owner += [index] * len(parts)
+        names_of_pieces = [names[i] for i in owner]
+        ids = [task_ids[i] for i in owner]
+        seconds = [len(w) / TARGET_SAMPLE_RATE for w in pieces]
+        decoded: list[Result | None] = [None] * len(pieces)
         for batch in LengthBucketSampler(seconds, self.batch_seconds, shuffle=False):
             start = time.perf_counter()
-            tokens = self.decode_ids([waveforms[i] for i in batch], [ids[i] for i in batch])
+            tokens = self.decode_ids([pieces[i] for i in batch], [ids[i] for i in batch])
             wall = time.perf_counter() - start
-            for i, result in zip(batch, self.results_of(tokens, [names[i] for i in batch],
+            for i, result in zip(batch, self.results_of(tokens, [names_of_pieces[i] for i in batch],
                                                         [seconds[i] for i in batch], wall), strict=True):
-                results[i] = result
+                decoded[i] = result
             if on_batch is not None:
                 on_batch(len(batch))
-        return results  # type: ignore[return-value]
+        if len(pieces) == len(waveforms):
+            return decoded  # type: ignore[return-value]
+        return [self._joined([r for r, o in zip(decoded, owner, strict=True) if o == index])  # type: ignore[misc]
+                for index in range(len(waveforms))]
+
+    @staticmethod
+    def _joined(parts: list[Result]) -> Result:
+        """The pieces of one long utterance, in order -> one Result (texts joined by a space)."""
+        if len(parts) == 1:
+            return parts[0]
+        text = " ".join(part.text.strip() for part in parts if part.text.strip())
+        return Result(text, parts[0].task, None, sum(p.seconds for p in parts), sum(p.wall_seconds for p in parts),
+                      sum(p.num_tokens for p in parts), pieces=len(parts))
 
     def transcribe_items(self, items: Iterable[AudioItem], default_task: str | None = None,
                          on_batch: Callable[[int], None] | None = None) -> Iterator[tuple[AudioItem, Result | Failure]]:
