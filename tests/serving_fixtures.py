@@ -16,12 +16,12 @@ from speechprompt.tuning import build_tuned_model
 TEXTS = ["set an alarm", "play music loud", "weather today | [ date : monday ]"]
 
 
-def make_backbone(out_dir: Path, seed: int = 0):
-    """A tiny wav2vec2 backbone whose vocabulary is the test tokenizer's, with large weights so that
+def make_backbone(out_dir: Path, seed: int = 0, family: str = "wav2vec2"):
+    """A tiny backbone (wav2vec2, or whisper) whose vocabulary is the test tokenizer's, with large weights so that
     random decoding emits varied tokens; saved to ``out_dir/backbone``, tokenizer to ``out_dir/tokenizer``."""
     tokenizer = train_tokenizer("char", TEXTS, out_dir / "tokenizer")
     torch.manual_seed(seed)
-    backbone = build_backbone("wav2vec2", "tiny", vocab_size=tokenizer.vocab_size)
+    backbone = build_backbone(family, "tiny", vocab_size=tokenizer.vocab_size)
     with torch.no_grad():
         for name, param in backbone.named_parameters():
             if param.dim() >= 2:

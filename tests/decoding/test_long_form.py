@@ -9,7 +9,6 @@ import serving_fixtures as fx  # tests/ is on pytest's pythonpath
 import torch
 
 from speechprompt.backbones import BackboneError, build_backbone
-from speechprompt.data.text import train_tokenizer
 from speechprompt.decoding.long_form import FRAME, cut_points, max_input_samples, split
 from speechprompt.decoding.transcriber import Transcriber
 
@@ -51,16 +50,10 @@ def test_without_a_pause_the_cut_still_respects_the_limit():
 def whisper(tmp_path_factory):
     """A tiny Whisper (500 encoder positions: a 10 s window) with sharpened weights, an ASR and an SLU prompt."""
     root = tmp_path_factory.mktemp("long_form")
-    tokenizer = train_tokenizer("char", fx.TEXTS, root / "tokenizer")
-    torch.manual_seed(0)
-    backbone = build_backbone("whisper", "tiny", vocab_size=tokenizer.vocab_size)
-    with torch.no_grad():
-        for name, param in backbone.named_parameters():
-            if param.dim() >= 2:
-                param.normal_(0.0, 1.0 if "embed_tokens" in name else 0.5)
+    backbone, tokenizer = fx.make_backbone(root, family="whisper")
     backbone.pad_to_window = False
-    asr = fx.make_prompt_artifact(backbone, root / "asr", root / "tokenizer", seed=1, output="asr")
-    slu = fx.make_prompt_artifact(backbone, root / "slu", root / "tokenizer", seed=2, output="slu")
+    asr = fx.make_prompt_artifact(backbone, root / "asr", tokenizer, seed=1, output="asr")
+    slu = fx.make_prompt_artifact(backbone, root / "slu", tokenizer, seed=2, output="slu")
     transcriber = Transcriber(backbone, max_len=12, max_len_ratio=1.0)
     transcriber.add_task("asr", asr)
     transcriber.add_task("slu", slu)
