@@ -9,7 +9,7 @@ each step only once (a finished step leaves its output, so a killed sweep resume
     score   WER/CER (asr) or SLU-F1 (slu) against the test references
             (slu: trains on each data dir's slot-filling targets, --text-file, default text_slu,
             and scores against the SLURP JSONL gold, --gold, default <test>/slurp.jsonl)
-    record  result.json (speechprompt.report schema): metric, trainable parameters, artifact bytes, wall time;
+    record  result.json (speechprompt.results schema): metric, trainable parameters, artifact bytes, wall time;
             with --records DIR also copied there (recipes.run_records), so a later sitting restores it
 
 Layout: <exp>/<backbone-name>/<size>/<method>/seed<k>/{train,decode,score,result.json}
@@ -102,7 +102,7 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
     """Train, decode, score and record one method x seed; returns the result.json path.
 
     A run whose recorded inputs (``inputs.json``) differ from these is removed and run again."""
-    from speechprompt.report import write_result
+    from speechprompt.results import write_result
 
     config = method_config(Path(args.conf), method, args.quick)
     inputs = run_inputs(args, config)

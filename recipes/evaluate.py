@@ -26,7 +26,7 @@ from recipes.corpus_files import RecipeError
 
 def evaluate_run(result_path: Path, adapt_root: Path, args: argparse.Namespace) -> Path:
     """Decode + score one run on ``args.test``; returns the new result.json path."""
-    from speechprompt.report import read_run, write_result
+    from speechprompt.results import read_run, write_result
 
     run = read_run(result_path)
     run_dir = result_path.parent

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from speechprompt.cli import main
-from speechprompt.report import ReportError, write_report, write_result
+from speechprompt.report import write_report
+from speechprompt.results import ReportError, write_result
 
 
 def fake_result(root, method, size, seed, wer, trainable, extra=None):

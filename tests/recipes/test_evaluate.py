@@ -8,7 +8,7 @@ import serving_fixtures as fx  # tests/ is on pytest's pythonpath
 
 from recipes import evaluate
 from speechprompt.data.kaldi_dir import DataDir
-from speechprompt.report import find_runs
+from speechprompt.results import find_runs
 
 
 def test_evaluate_scores_each_run_on_the_other_test_set(tmp_path, capsys):
