@@ -127,8 +127,9 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         seconds = train(args, config, method, seed, train_dir)
         import torch
 
-        # the time depends on the threads the run had and on what ran beside it: both are recorded
-        timing = {"train": seconds, "threads": torch.get_num_threads(), "concurrent_runs": args.jobs}
+        # the time depends on the device, the threads the run had and what ran beside it: all are recorded
+        device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+        timing = {"train": seconds, "threads": torch.get_num_threads(), "concurrent_runs": args.jobs, "device": device}
         wall_file.write_text(json.dumps(timing) + "\n")
     timing = json.loads(wall_file.read_text()) if wall_file.is_file() else {"train": float("nan")}
 
@@ -153,7 +154,7 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         backbone_params=int(task_meta["backbone"]["parameters"]),
         artifact_bytes=artifact_bytes,
         wall_seconds=timing["train"],
-        **{key: timing[key] for key in ("threads", "concurrent_runs") if key in timing},
+        **{key: timing[key] for key in ("threads", "concurrent_runs", "device") if key in timing},
         test_set=Path(args.test).name,
         data_hours=data_hours(Path(args.train)),
     )
@@ -277,10 +278,14 @@ def previous_text_prefix(tokenizer, args: argparse.Namespace) -> list[int]:
 
 def decode(args: argparse.Namespace, artifact: Path, decode_dir: Path, settings: dict) -> None:
     """Decode the test set; ``settings`` are decode options from the config's ``decode:`` section."""
+    import torch
+
     from speechprompt.cli import main as speechprompt
 
     argv = ["decode", "--backbone", str(args.backbone), "--task", str(artifact), "--data", str(args.test),
             "--out", str(decode_dir)]
+    # decode where training ran (its device defaults to auto): a CUDA GPU when there is one
+    settings = {"device": "cuda" if torch.cuda.is_available() else "cpu", **settings}
     for key, value in settings.items():
         flag = key.replace("_", "-")
         if isinstance(value, bool):  # on/off options: --pad-to-window / --no-pad-to-window

@@ -174,16 +174,21 @@ def prompting_verdict(rows: list[Row], metric: str) -> list[str]:
 
 
 def timing_note(rows: list[Row]) -> list[str]:
-    """How the adaptation times were taken (threads per run, runs side by side), when the runs say."""
+    """How the adaptation times were taken (device, threads per run, runs side by side), when the runs say."""
     trained = [r for row in rows for r in row.runs if r.wall_seconds > 0]
-    settings = sorted({(r.threads, r.concurrent_runs) for r in trained if r.threads is not None})
+    settings = sorted({(r.device or "cpu", r.threads, r.concurrent_runs) for r in trained if r.threads is not None},
+                      key=str)
     if not settings:
         return []
-    described = "; ".join(f"{threads} CPU thread(s) per run, {runs or 1} run(s) at a time"
-                          for threads, runs in settings)
+
+    def described(device, threads, runs):
+        where = f"{threads} CPU thread(s) per run" if device == "cpu" else f"on {device}"
+        return f"{where}, {runs or 1} run(s) at a time"
+
     unknown = sum(r.threads is None for r in trained)
     more = f" ({unknown} run(s) recorded no threads)" if unknown else ""
-    return [f"Adaptation time: training wall-clock of each run, with {described}{more}.", ""]
+    return [f"Adaptation time: training wall-clock of each run, with {'; '.join(described(*s) for s in settings)}"
+            f"{more}.", ""]
 
 
 def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ result.json schema (one JSON object; fields beyond these are ignored)::
       "wall_seconds": 812.5,          # adaptation wall-clock time
       "threads": 1,                   # optional: CPU threads the run trained with
       "concurrent_runs": 2,           # optional: runs going on at the same time (recipes.adapt --jobs)
+      "device": "cpu",                # optional: where it trained ("cpu", or "cuda (<GPU name>)")
       "test_set": "test"              # optional: named in the table caption
     }
 """
@@ -54,6 +55,7 @@ class Run:
     test_set: str | None
     threads: int | None = None
     concurrent_runs: int | None = None
+    device: str | None = None
 
 
 def _field(data: dict, path: Path, name: str, kind, check=None, what: str = ""):
@@ -101,6 +103,7 @@ def read_run(path: Path) -> Run:
         test_set=data.get("test_set"),
         threads=_optional_count(data, path, "threads"),
         concurrent_runs=_optional_count(data, path, "concurrent_runs"),
+        device=_field(data, path, "device", *text) if "device" in data else None,
     )
 
 

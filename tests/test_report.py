@@ -185,6 +185,9 @@ def test_the_threads_and_concurrent_runs_of_the_times_are_said_under_the_table(t
     fake_result(root, "lora", "1h", 0, 19.0, 5_000)  # an older result without the fields
     text = write_report(root, tmp_path / "R.md", "cmd", plot=False).read_text()
     assert "2 run(s) at a time (1 run(s) recorded no threads)." in text
+    fake_result(root, "ulpt", "1h", 0, 19.0, 5_000, {"threads": 16, "concurrent_runs": 4, "device": "cuda (H200)"})
+    text = write_report(root, tmp_path / "R.md", "cmd", plot=False).read_text()
+    assert "1 CPU thread(s) per run, 2 run(s) at a time; on cuda (H200), 4 run(s) at a time (1 run(s)" in text
     bad = fake_result(root, "adapter", "1h", 0, 19.0, 5_000, {"threads": 0})
     with pytest.raises(ReportError, match=f"{bad}: field 'threads' is 0"):
         write_report(root, tmp_path / "R.md", "cmd", plot=False)
