@@ -66,3 +66,13 @@ def test_zero_shot_decodes_with_the_common_decode_settings():
     assert method_config(conf, "zero_shot", False) == {"decode": common}
     quick = {**common, **yaml.safe_load((conf / "quick.yaml").read_text()).get("decode", {})}
     assert method_config(conf, "zero_shot", True) == {"decode": quick}
+
+
+def test_run_all_lists_every_recipe_on_embedded_corpora_and_each_exists():
+    listed = subprocess.run([str(ROOT / "egs" / "run_all.sh"), "--list"], capture_output=True, text=True, check=True)
+    scripts = {line.split()[0] for line in listed.stdout.splitlines()}
+    for script in scripts:
+        assert (ROOT / "egs" / script).is_file() and (ROOT / "egs" / script).stat().st_mode & 0o111, script
+    # the recipes that need a user's own data (kaldi, librispeech, slurp) are the only ones left out
+    embedded = {str(p.relative_to(ROOT / "egs")) for p in SCRIPTS if p.parts[-3] in ("synth", "fillets", "asterisk")}
+    assert scripts == embedded
