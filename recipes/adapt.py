@@ -42,7 +42,11 @@ ZERO_SHOT = "zero_shot"  # the backbone untouched: no training, needs the backbo
 # zero training, as Whisper users prompt a checkpoint: <|startofprev|> + in-domain text before the task prefix
 TEXT_PROMPT = "text_prompt"
 TEXT_PROMPT_TOKENS = 40  # about the length of two or three training transcripts
-UNTRAINED = (ZERO_SHOT, TEXT_PROMPT)
+# the backbone untouched, its encoder run on the true length of each utterance, as every trained artifact is
+# (zero_shot decodes a released checkpoint on its 30 s window): what adaptation starts from in that mode
+ZERO_SHOT_TRUE_LENGTH = "zero_shot_true_length"
+UNTRAINED = (ZERO_SHOT, ZERO_SHOT_TRUE_LENGTH, TEXT_PROMPT)
+BACKBONE_ONLY = (ZERO_SHOT, ZERO_SHOT_TRUE_LENGTH)  # ignore the adaptation set: one decoding for every size
 DEFAULT_TEXT_FILE = {"asr": "text", "slu": "text_slu"}  # training targets in each data dir
 
 
@@ -70,6 +74,8 @@ def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
     for layer in layers:
         if layer.is_file():
             merged = deep_merge(merged, yaml.safe_load(layer.read_text(encoding="utf-8")) or {})
+    if method == ZERO_SHOT_TRUE_LENGTH:
+        return {"decode": {**merged.get("decode", {}), "pad_to_window": False}}
     return {"decode": merged.get("decode", {})} if method in UNTRAINED else merged
 
 
@@ -133,7 +139,7 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         wall_file.write_text(json.dumps(timing) + "\n")
     timing = json.loads(wall_file.read_text()) if wall_file.is_file() else {"train": float("nan")}
 
-    if not (decode_dir / "decode.json").is_file() and method == ZERO_SHOT:
+    if not (decode_dir / "decode.json").is_file() and method in BACKBONE_ONLY:
         reuse_zero_shot_decode(run_dir, inputs, decode_dir)
     if not (decode_dir / "decode.json").is_file():
         decode(args, artifact, decode_dir, decode_settings)
@@ -164,22 +170,22 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
 
 
 def reuse_zero_shot_decode(run_dir: Path, inputs: dict, decode_dir: Path) -> None:
-    """Copy the test decoding of a zero_shot run of another data size of the same backbone.
+    """Copy the test decoding of the same zero-shot row (zero_shot, zero_shot_true_length) of another data size.
 
-    zero_shot ignores the adaptation set, so its output depends only on the backbone, the test set and
-    the decode settings: decoding it again per size would repeat the costliest decoding of a recipe
-    (released checkpoints decode zero-shot on the 30 s window)."""
+    These rows ignore the adaptation set, so their output depends only on the backbone, the test set and
+    the decode settings: decoding again per size would repeat the costliest decoding of a recipe
+    (released checkpoints decode zero_shot on the 30 s window)."""
     def without_train(recorded: dict) -> dict:
         return {k: v for k, v in recorded.items() if k != "train"}
 
-    size_dir = run_dir.parent.parent
-    for other in sorted(size_dir.parent.glob(f"*/{ZERO_SHOT}/seed*/")):
+    size_dir, method = run_dir.parent.parent, run_dir.parent.name
+    for other in sorted(size_dir.parent.glob(f"*/{method}/seed*/")):
         if other.parent.parent == size_dir or not (other / "decode" / "decode.json").is_file():
             continue
         recorded = json.loads((other / "inputs.json").read_text(encoding="utf-8"))
         if without_train(recorded) == without_train(inputs):
             shutil.copytree(other / "decode", decode_dir, dirs_exist_ok=True)
-            print(f"[{ZERO_SHOT}] same backbone, test set and decoding as {other}: its decoding is reused")
+            print(f"[{method}] same backbone, test set and decoding as {other}: its decoding is reused")
             return
 
 

@@ -71,3 +71,20 @@ def test_untrained_rows_run_once_and_zero_shot_decoding_is_shared_between_sizes(
     argv[argv.index("--test") + 1] = str(tmp_path / "test2")
     assert adapt.main(argv) == 0
     assert not (exp / "1h" / "zero_shot" / "seed1" / "decode" / "marker.txt").exists()
+
+
+def test_zero_shot_true_length_decodes_the_untouched_backbone_without_the_window(checkpoint, tmp_path):
+    (tmp_path / "conf" / "method").mkdir(parents=True)
+    (tmp_path / "conf" / "adapt.yaml").write_text("decode: {beam: 1, max_len: 8}\n")  # the checkpoint's own mode
+    data_dir(tmp_path / "small", 2, 1)
+    data_dir(tmp_path / "test", 3, 3)
+    argv = adapt_args(checkpoint, tmp_path, "10min", tmp_path / "small")
+    argv[argv.index("--methods") + 1] = "zero_shot,zero_shot_true_length"
+    assert adapt.main(argv) == 0
+    runs = tmp_path / "exp" / "tiny" / "10min"
+    settings = {m: json.loads((runs / m / "seed1" / "decode" / "decode.json").read_text())["settings"]
+                for m in ("zero_shot", "zero_shot_true_length")}
+    assert settings["zero_shot"]["pad_to_window"] is True  # a released checkpoint's default: its 30 s window
+    assert settings["zero_shot_true_length"]["pad_to_window"] is False
+    result = json.loads((runs / "zero_shot_true_length" / "seed1" / "result.json").read_text())
+    assert result["trainable_params"] == 0 and result["method"] == "zero_shot_true_length"

@@ -4,8 +4,8 @@
 # The Asterisk telephony prompts (one studio speaker per language, from Debian): adapt_10min is
 # about 10 minutes, test everything else. English adapts whisper-tiny.en to a new real speaker;
 # --lang es|fr adapt the multilingual whisper-base with the language's token (its own tokenizer: no
-# vocabulary is re-learnt). Every method, plus two zero-training rows (the checkpoint as it is, and
-# given a previous-text prompt of training transcripts); WER/CER after Whisper's normaliser.
+# vocabulary is re-learnt). Every method, plus three zero-training rows (the checkpoint as it is,
+# on the true length as the trained methods encode, and given a previous-text prompt of training transcripts); WER/CER after Whisper's normaliser.
 # Dev set: the corpus has none. Stage 1 carves one from the test set (whole transcript groups,
 # seeded, recipes/dev_split.py: 120 s, 20 s with --quick) and the rest is the test set, so the
 # full 10 minutes stay for adaptation and no dev sentence is scored. Test prompts longer than a
@@ -22,7 +22,7 @@
 # --force). Experiments go to <exp>/<lang>/.
 set -euo pipefail
 cd "$(dirname "$0")"
-methods="zero_shot,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
+methods="zero_shot,zero_shot_true_length,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
 scratch_methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
 lang=en
 backbone=""

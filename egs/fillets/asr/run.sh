@@ -3,8 +3,8 @@
 #
 # Acted Czech dialogue of Fish Fillets NG (many speakers, from Debian): adapt the released multilingual
 # whisper-base (decoding with its Czech language token) with 10 minutes and with 1 hour of labelled
-# speech using every method, plus two zero-training rows (the checkpoint as it is, and given a
-# previous-text prompt of Czech training transcripts); early-stop on the corpus's dev set, score
+# speech using every method, plus three zero-training rows (the checkpoint as it is, on the true
+# length as the trained methods encode, and given a previous-text prompt of Czech training transcripts); early-stop on the corpus's dev set, score
 # WER/CER after Whisper's basic normaliser on its test set (levels and minor speakers unseen in adaptation).
 # --backbone DIR takes a backbone made here instead (e.g. ../../synth/asr/exp/scratch/wav2seq from
 # run_scratch.sh): its targets are then Czech characters and its decoder vocabulary is re-initialised.
@@ -16,7 +16,7 @@
 # recipes/stage_lib.sh (--stage, --stop-stage, --quick, --nj, --seeds (default "1 2 3"), --exp, --results, --force).
 set -euo pipefail
 cd "$(dirname "$0")"
-methods="zero_shot,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
+methods="zero_shot,zero_shot_true_length,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
 scratch_methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
 backbone=whisper-base
 sizes=""

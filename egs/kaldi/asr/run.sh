@@ -24,7 +24,7 @@ set -euo pipefail
 here=$PWD
 cd "$(dirname "$0")"
 methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
-checkpoint_methods="zero_shot,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
+checkpoint_methods="zero_shot,zero_shot_true_length,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
 train_dir=""; dev_dir=""; test_dir=""; backbone=""; backbone_name=""; tokenizer=""; size=""; conf=""; language=""
 extra_opts=(train_dir dev_dir test_dir backbone backbone_name tokenizer size methods conf language)
 . ../../../recipes/stage_lib.sh "$@"

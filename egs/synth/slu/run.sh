@@ -4,8 +4,8 @@
 # The model hears a command and writes its intent, words and slots in one line
 # ('alarm_set | wake me up at [ time : five am ]'); every tuning method adapts the same frozen
 # backbone (the released whisper-tiny.en by default, with its own tokenizer) with 200 and 1000 labelled
-# utterances of the synthetic SLURP-like corpus, next to two zero-training rows (the checkpoint as it
-# is, and given a previous-text prompt of training targets); the test set (held-out templates, slot values
+# utterances of the synthetic SLURP-like corpus, next to three zero-training rows (the checkpoint as it
+# is, on the true length as the trained methods encode, and given a previous-text prompt of training targets); the test set (held-out templates, slot values
 # and voices) is scored with SLU-F1, span F1, intent accuracy and WER, and RESULTS.md compares each method
 # with fine-tuning.
 #
@@ -24,7 +24,7 @@
 #   --asr-exp DIR              egs/synth/asr experiment folder (default ../asr/exp, ../asr/exp_quick with --quick)
 set -euo pipefail
 cd "$(dirname "$0")"
-methods="zero_shot,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
+methods="zero_shot,zero_shot_true_length,text_prompt,finetune,prompt,deep_prompt,decoder_prompt,ulpt,mept,lora,adapter"
 scratch_methods="finetune,prompt,deep_prompt,ulpt,mept,lora,adapter"
 extra_opts=(backbone asr_exp sizes)
 backbone=whisper-tiny.en
