@@ -130,12 +130,13 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
     decode_settings = config.pop("decode", {})  # the recipe's own section; the rest is the train config
     wall_file = run_dir / "wall_seconds.json"
     if not (artifact / "task.json").is_file():
-        seconds = train(args, config, method, seed, train_dir)
+        seconds, cpu_seconds = train(args, config, method, seed, train_dir)
         import torch
 
         # the time depends on the device, the threads the run had and what ran beside it: all are recorded
         device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
-        timing = {"train": seconds, "threads": torch.get_num_threads(), "concurrent_runs": args.jobs, "device": device}
+        timing = {"train": seconds, "cpu": cpu_seconds, "threads": torch.get_num_threads(), "concurrent_runs": args.jobs,
+                  "device": device}
         wall_file.write_text(json.dumps(timing) + "\n")
     timing = json.loads(wall_file.read_text()) if wall_file.is_file() else {"train": float("nan")}
 
@@ -161,6 +162,7 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
         artifact_bytes=artifact_bytes,
         wall_seconds=timing["train"],
         **{key: timing[key] for key in ("threads", "concurrent_runs", "device") if key in timing},
+        **({"cpu_seconds": timing["cpu"]} if "cpu" in timing else {}),
         test_set=Path(args.test).name,
         data_hours=data_hours(Path(args.train)),
     )
@@ -196,13 +198,14 @@ def data_hours(train_dir: Path) -> float:
     return round(sum(DataDir.read(train_dir).durations().values()) / 3600, 4)
 
 
-def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_dir: Path) -> float:
+def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_dir: Path) -> tuple[float, float]:
+    """Train one method x seed into ``train_dir``; returns (wall seconds, CPU seconds of this process)."""
     from speechprompt.config import load_config
     from speechprompt.training.cli import train_task
 
     train_dir.mkdir(parents=True, exist_ok=True)
     if method in UNTRAINED:
-        return save_zero_shot(args, train_dir / "artifact", text_prompt=method == TEXT_PROMPT)
+        return save_zero_shot(args, train_dir / "artifact", text_prompt=method == TEXT_PROMPT), 0.0
     conf_file = train_dir / "recipe_config.yaml"
     conf_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     overrides = [
@@ -223,11 +226,11 @@ def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_
     cfg = load_config(conf_file, overrides)
     resume = (train_dir / "checkpoints").is_dir()
     print(f"[{method} seed {seed}] training -> {train_dir}" + (" (resuming)" if resume else ""), flush=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     status = train_task(cfg, ["train", "--config", str(conf_file), *overrides], resume=resume)
     if status != 0:
         raise SystemExit(f"adapt: training {method} seed {seed} failed (exit {status}); see {train_dir}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def save_zero_shot(args: argparse.Namespace, artifact: Path, text_prompt: bool = False) -> float:

@@ -108,6 +108,12 @@ def fmt_seconds(s: float) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
 
 
+def fmt_cpu_seconds(row: Row) -> str:
+    """Mean training CPU time of the row's runs; n/a when a run did not record it (older result files)."""
+    values = [r.cpu_seconds for r in row.runs]
+    return "n/a" if None in values else fmt_seconds(statistics.fmean(values))
+
+
 def fmt_metric(row: Row, metric: str) -> str:
     std = row.std(metric)
     return f"{row.mean(metric):.2f} ± {std:.2f}" if std is not None else f"{row.mean(metric):.2f}"
@@ -187,17 +193,21 @@ def timing_note(rows: list[Row]) -> list[str]:
 
     unknown = sum(r.threads is None for r in trained)
     more = f" ({unknown} run(s) recorded no threads)" if unknown else ""
+    cpu = (" CPU time: the CPU seconds of that training summed over its threads, which other work on a shared"
+           " machine barely moves." if any(r.cpu_seconds is not None for r in trained) else "")
     return [f"Adaptation time: training wall-clock of each run, with {'; '.join(described(*s) for s in settings)}"
-            f"{more}.", ""]
+            f"{more}.{cpu}", ""]
 
 
 def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
     better = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
     # a backbone that already does the task has an untouched reference row too: changes against it
     zero_shot = any(r.method == ZERO_SHOT_METHOD for r in rows)
+    cpu_time = any(run.cpu_seconds is not None for row in rows for run in row.runs)
     head = ["data", "method", f"{metric} ({better})", *also, "seeds", f"{metric} vs finetune",
             *([f"{metric} vs zero_shot"] if zero_shot else []),
-            "trainable params", "% of backbone", "artifact", "adaptation time"]
+            "trainable params", "% of backbone", "artifact", "adaptation time",
+            *(["CPU time"] if cpu_time else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         trainable, backbone = row.same("trainable_params"), row.same("backbone_params")
@@ -207,6 +217,7 @@ def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
             *([relative_change(rows, row, metric, ZERO_SHOT_METHOD)] if zero_shot else []), fmt_count(trainable),
             f"{100 * trainable / backbone:.3g}%", fmt_bytes(row.same("artifact_bytes")),
             fmt_seconds(statistics.fmean(r.wall_seconds for r in row.runs)),
+            *([fmt_cpu_seconds(row)] if cpu_time else []),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

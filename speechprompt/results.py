@@ -17,6 +17,8 @@ result.json schema (one JSON object; fields beyond these are ignored)::
       "backbone_params": 94371712,    # parameters of the frozen (or fine-tuned) backbone
       "artifact_bytes": 49400,        # size on disk of the saved task artifact
       "wall_seconds": 812.5,          # adaptation wall-clock time
+      "cpu_seconds": 790.1,           # optional: CPU time of that training, all its threads (barely moved by
+                                      #   other work on a shared machine, unlike the wall-clock time)
       "threads": 1,                   # optional: CPU threads the run trained with
       "concurrent_runs": 2,           # optional: runs going on at the same time (recipes.adapt --jobs)
       "device": "cpu",                # optional: where it trained ("cpu", or "cuda (<GPU name>)")
@@ -56,6 +58,7 @@ class Run:
     threads: int | None = None
     concurrent_runs: int | None = None
     device: str | None = None
+    cpu_seconds: float | None = None
 
 
 def _field(data: dict, path: Path, name: str, kind, check=None, what: str = ""):
@@ -104,6 +107,7 @@ def read_run(path: Path) -> Run:
         threads=_optional_count(data, path, "threads"),
         concurrent_runs=_optional_count(data, path, "concurrent_runs"),
         device=_field(data, path, "device", *text) if "device" in data else None,
+        cpu_seconds=float(_field(data, path, "cpu_seconds", *number)) if "cpu_seconds" in data else None,
     )
 
 

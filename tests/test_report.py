@@ -188,6 +188,11 @@ def test_the_threads_and_concurrent_runs_of_the_times_are_said_under_the_table(t
     fake_result(root, "ulpt", "1h", 0, 19.0, 5_000, {"threads": 16, "concurrent_runs": 4, "device": "cuda (H200)"})
     text = write_report(root, tmp_path / "R.md", "cmd", plot=False).read_text()
     assert "1 CPU thread(s) per run, 2 run(s) at a time; on cuda (H200), 4 run(s) at a time (1 run(s)" in text
+    assert "CPU time" not in text  # no run recorded it: no column
+    fake_result(root, "mept", "1h", 0, 19.0, 5_000, {"threads": 1, "concurrent_runs": 2, "cpu_seconds": 61.0})
+    text = write_report(root, tmp_path / "R.md", "cmd", plot=False).read_text()
+    assert "| artifact | adaptation time | CPU time |" in text and "CPU time: the CPU seconds" in text
+    assert re.search(r"\| mept \|.*\| 1m 01s \|$", text, re.M) and re.search(r"\| lora \|.*\| n/a \|$", text, re.M)
     bad = fake_result(root, "adapter", "1h", 0, 19.0, 5_000, {"threads": 0})
     with pytest.raises(ReportError, match=f"{bad}: field 'threads' is 0"):
         write_report(root, tmp_path / "R.md", "cmd", plot=False)

@@ -56,6 +56,7 @@ def test_runs_in_a_pool_log_apart_record_their_threads_and_survive_a_failed_one(
         run = runs / "prompt" / f"seed{seed}"
         result = json.loads((run / "result.json").read_text())
         assert result["threads"] == threads_per_run(2) and result["concurrent_runs"] == 2
+        assert result["device"] == "cpu" and 0 < result["cpu_seconds"] <= result["wall_seconds"] * result["threads"] + 1
         assert f"[prompt seed {seed}] wer " in out  # one line per finished run in the caller's output
         assert f"[prompt seed {seed}] training -> " in (run / "adapt.log").read_text()  # the rest in its log
     assert (runs / "zero_shot" / "seed1" / "result.json").is_file()
