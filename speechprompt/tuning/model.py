@@ -323,7 +323,9 @@ def load_task(artifact_dir: str | Path, backbone, trainable: bool = False) -> Tu
     check_fingerprint(directory, meta, backbone_name(backbone), fingerprint)
     values = dict(meta["config"])
     if "init" in values:  # the saved table replaces any initialisation
-        values.update(init="uniform", init_artifact=None)
+        values["init"] = "uniform"
+        if "init_artifact" in values:
+            values["init_artifact"] = None
     try:
         model = build_tuned_model(backbone, make_config(meta["method"], values), fingerprint=fingerprint)
     except ValueError as err:  # ConfigError and the methods' own checks

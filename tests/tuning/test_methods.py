@@ -19,6 +19,7 @@ SETTINGS = {
     "prompt": {"num_prompts": 4},
     "deep_prompt": {"num_prompts": 3, "encoder": True, "decoder": True},
     "deep_prompt_mlp": {"num_prompts": 3, "encoder": True, "decoder": True, "reparam_hidden": 8},
+    "deep_prompt_hidden": {"num_prompts": 3, "encoder": True, "decoder": True, "init": "hidden"},
     "decoder_prompt": {"num_prompts": 3},
     "ulpt": {"num_prompts": 4, "rank": 2},
     "mept": {"num_experts": 3, "expert_len": 2, "top_k": 2, "shared_expert": True},
@@ -163,7 +164,7 @@ def formula(case: str, backbone, tasks: int) -> int:
         return tasks * s["num_prompts"] * enc_dim
     if case == "prompt_vocab":
         return tasks * s["num_prompts"] * enc_dim + 40 * dec_dim  # tied embedding/output of 40 rows
-    if case == "deep_prompt":
+    if case in ("deep_prompt", "deep_prompt_hidden"):
         return tasks * s["num_prompts"] * (n_enc * enc_dim + n_dec * dec_dim)
     if case == "deep_prompt_mlp":
         h = s["reparam_hidden"]
@@ -310,6 +311,50 @@ def test_prompt_init_features_happens_at_the_first_training_step(pristine):
     assert torch.equal(resumed.method.prompts, first)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_deep_prompt_init_hidden_takes_each_layers_own_input(pristine, family):
+    """init='hidden': every layer's prompts are vectors of that layer's input on the first training batch."""
+    backbone = copy.deepcopy(pristine[family])
+    options = {"num_prompts": 3, "encoder": True, "decoder": True, "init": "hidden", "tasks": ["a", "b"]}
+    model = build_tuned_model(backbone, "deep_prompt", options)
+    seen: dict[tuple[str, int], torch.Tensor] = {}
+
+    def keep(side, index, module, args, kwargs):  # runs before the method's hook: the layer's own input
+        hidden = args[0] if args else kwargs["hidden_states"]
+        seen.setdefault((side, index), hidden[:, 3:].detach().clone())
+
+    for side in ("encoder", "decoder"):
+        for index, layer in enumerate(getattr(backbone, f"{side}_layers")):
+            layer.register_forward_pre_hook(
+                lambda m, a, k, side=side, index=index: keep(side, index, m, a, k), with_kwargs=True, prepend=True)
+    batch = make_batch(task_ids=(0, 1, 1))
+    with torch.no_grad():
+        model.eval()(batch)  # evaluation does not initialise
+        assert not bool(model.method.hidden_initialised)
+        seen.clear()
+        model.train()(batch)
+    assert bool(model.method.hidden_initialised)
+    with torch.no_grad():
+        features, mask = backbone.embed_audio(batch.waveforms, batch.wave_lengths)
+    for side, table in model.method.sides.items():
+        for index in range(table.table.shape[1]):
+            inputs = seen[(side, index)]
+            valid = inputs[mask] if side == "encoder" else inputs.flatten(0, 1)
+            for task in range(2):
+                for vector in table.table[task, index]:
+                    assert (valid - vector).abs().amax(-1).min() == 0, f"{side} layer {index} prompt is no input"
+    first = {side: table.table.detach().clone() for side, table in model.method.sides.items()}
+    with torch.no_grad():
+        model(make_batch(task_ids=(0, 0, 1), seed=7))
+    assert all(torch.equal(table.table, first[side]) for side, table in model.method.sides.items())  # once only
+    # a training checkpoint restores the flag, so resuming does not initialise again
+    resumed = build_tuned_model(copy.deepcopy(pristine[family]), "deep_prompt", options)
+    resumed.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("method.")}, strict=False)
+    with torch.no_grad():
+        resumed.train()(make_batch(task_ids=(0, 0, 1), seed=9))
+    assert all(torch.equal(table.table, first[side]) for side, table in resumed.method.sides.items())
+
+
 def test_prompt_init_from_artifact(pristine, tmp_path):
     first = build_tuned_model(copy.deepcopy(pristine["wav2vec2"]), "prompt", {"num_prompts": 3, "seed": 5})
     first.save_artifact(tmp_path)
@@ -343,6 +388,8 @@ def test_label_smoothing_changes_the_loss(pristine):
         ("prompt", {"prompts": 4}, "unknown option"),
         ("prompt", {"init": "artifact"}, "init_artifact"),
         ("deep_prompt", {"encoder": False, "decoder": False}, "at least one"),
+        ("deep_prompt", {"init": "hidden", "reparam_hidden": 8}, "reparam_hidden=0"),
+        ("deep_prompt", {"init": "features"}, "init"),
         ("nonsense", {}, "unknown tuning method"),
     ],
 )
