@@ -102,6 +102,7 @@ class DeepPromptTuning(TuningMethod):
         # side -> valid positions (B, T) of the batch whose hidden states start that side's tables
         self._init_masks: dict[str, torch.Tensor] = {}
         self._sides_initialised: set[str] = set()
+        self._init_positions: dict[str, list[torch.Tensor]] = {}  # side -> per task, the P sampled positions
 
     @property
     def sides(self) -> dict[str, PromptTable]:
@@ -130,17 +131,14 @@ class DeepPromptTuning(TuningMethod):
         if self.config.init == "hidden" and self.training and not bool(self.hidden_initialised):
             self._init_masks[side] = mask
 
-    @torch.no_grad()
-    def _sample(self, hidden: torch.Tensor, mask: torch.Tensor, count: int) -> torch.Tensor:
-        """``count`` vectors sampled from the valid positions of hidden (B, T, D), mask (B, T) -> (count, D)."""
-        frames = hidden[mask].float()
-        if len(frames) == 0:
+    def _positions(self, valid: int) -> torch.Tensor:
+        """P of ``valid`` positions, drawn without replacement when there are enough."""
+        count = self.config.num_prompts
+        if valid == 0:
             raise ValueError("deep_prompt init='hidden': the first training batch has no valid positions")
-        if len(frames) >= count:
-            index = torch.randperm(len(frames), generator=self.generator)[:count]
-        else:  # a short batch: sample with replacement rather than fail
-            index = torch.randint(len(frames), (count,), generator=self.generator)
-        return frames[index.to(frames.device)]
+        if valid >= count:
+            return torch.randperm(valid, generator=self.generator)[:count]
+        return torch.randint(valid, (count,), generator=self.generator)  # a short batch: with replacement
 
     def _init_layer(self, side: str, index: int, hidden: torch.Tensor) -> torch.Tensor:
         """Set layer ``index``'s prompts of every task from this layer's input; returns this batch's (B, P, D)."""
@@ -152,9 +150,12 @@ class DeepPromptTuning(TuningMethod):
                 f"{count} prompts + {mask.shape[1]} inputs"
             )
         table = self.sides[side].table
+        states = hidden[:, count:][mask].detach().float()  # (N, D): this layer's input at the valid positions
+        if index == 0:  # the same positions at every layer: each prompt follows one real frame or token up
+            self._init_positions[side] = [self._positions(len(states)) for _ in range(len(table))]
         with torch.no_grad():
-            for task in range(len(table)):
-                table[task, index] = self._sample(hidden[:, count:], mask, count).to(table)
+            for task, positions in enumerate(self._init_positions[side]):
+                table[task, index] = states[positions.to(states.device)].to(table)
         if index == table.shape[1] - 1:  # the side's last layer: its tables are complete
             del self._init_masks[side]
             if torch.distributed.is_available() and torch.distributed.is_initialized():

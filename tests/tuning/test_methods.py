@@ -313,7 +313,7 @@ def test_prompt_init_features_happens_at_the_first_training_step(pristine):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_deep_prompt_init_hidden_takes_each_layers_own_input(pristine, family):
-    """init='hidden': every layer's prompts are vectors of that layer's input on the first training batch."""
+    """init='hidden': each prompt slot is one position of the first training batch, at every layer its input there."""
     backbone = copy.deepcopy(pristine[family])
     options = {"num_prompts": 3, "encoder": True, "decoder": True, "init": "hidden", "tasks": ["a", "b"]}
     model = build_tuned_model(backbone, "deep_prompt", options)
@@ -337,12 +337,15 @@ def test_deep_prompt_init_hidden_takes_each_layers_own_input(pristine, family):
     with torch.no_grad():
         features, mask = backbone.embed_audio(batch.waveforms, batch.wave_lengths)
     for side, table in model.method.sides.items():
-        for index in range(table.table.shape[1]):
-            inputs = seen[(side, index)]
-            valid = inputs[mask] if side == "encoder" else inputs.flatten(0, 1)
-            for task in range(2):
-                for vector in table.table[task, index]:
-                    assert (valid - vector).abs().amax(-1).min() == 0, f"{side} layer {index} prompt is no input"
+        layers = table.table.shape[1]
+        valid = [seen[(side, index)][mask] if side == "encoder" else seen[(side, index)].flatten(0, 1)
+                 for index in range(layers)]
+        for task in range(2):
+            for slot in range(3):
+                # one real position, followed up through every layer
+                where = (valid[0] - table.table[task, 0, slot]).abs().amax(-1).argmin()
+                for index in range(layers):
+                    assert torch.equal(table.table[task, index, slot], valid[index][where]), (side, index, slot)
     first = {side: table.table.detach().clone() for side, table in model.method.sides.items()}
     with torch.no_grad():
         model(make_batch(task_ids=(0, 0, 1), seed=7))
