@@ -50,6 +50,21 @@ def prepend(
     return torch.cat([prompts.to(features.dtype), features], dim=1), torch.cat([prompt_mask, mask], dim=1)
 
 
+def sample_frames(features: torch.Tensor, mask: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` frames (count, D) drawn from the valid frames of features (B,T,D), mask (B,T) bool.
+
+    Without replacement when there are enough frames; a short batch is sampled with replacement rather than fail.
+    """
+    frames = features[mask].float()
+    if len(frames) == 0:
+        raise ValueError("init from features: the batch has no valid frames (all masked)")
+    if len(frames) >= count:
+        index = torch.randperm(len(frames), generator=generator)[:count]
+    else:
+        index = torch.randint(len(frames), (count,), generator=generator)
+    return frames[index.to(frames.device)]
+
+
 def table_from_artifact(directory: str, key: str, shape: tuple[int, ...]) -> torch.Tensor:
     """The table ``key`` of a saved task, checked against the per-task ``shape``; returns (T', *shape)."""
     _, state = read_artifact_files(directory)
@@ -105,15 +120,7 @@ class PromptTuning(TuningMethod):
         features (B,T,D) from ``backbone.embed_audio`` on training audio, mask (B,T) bool;
         ``task_id`` None initialises every task's row.
         """
-        frames = features[mask].float()  # (N, D) valid frames only
-        if len(frames) == 0:
-            raise ValueError("init_from_features: the batch has no valid frames (all masked)")
         rows = range(self.config.num_tasks) if task_id is None else [task_id]
         for row in rows:
-            count = self.config.num_prompts
-            if len(frames) >= count:
-                index = torch.randperm(len(frames), generator=self.generator)[:count]
-            else:  # short batch: sample with replacement rather than fail
-                index = torch.randint(len(frames), (count,), generator=self.generator)
-            self.prompts[row] = frames[index].to(self.prompts.device)
+            self.prompts[row] = sample_frames(features, mask, self.config.num_prompts, self.generator).to(self.prompts)
         self.features_initialised.fill_(True)

@@ -23,6 +23,7 @@ SETTINGS = {
     "decoder_prompt": {"num_prompts": 3},
     "ulpt": {"num_prompts": 4, "rank": 2},
     "mept": {"num_experts": 3, "expert_len": 2, "top_k": 2, "shared_expert": True},
+    "mept_features": {"num_experts": 3, "expert_len": 2, "top_k": 2, "shared_expert": True, "init": "features"},
     "lora": {"rank": 2},
     "adapter": {"bottleneck": 4, "decoder_layers": None},
     "finetune": {"parts": ["decoder_layers"]},
@@ -174,7 +175,7 @@ def formula(case: str, backbone, tasks: int) -> int:
         return tasks * s["num_prompts"] * dec_dim
     if case == "ulpt":
         return tasks * (s["num_prompts"] * s["rank"] + 2 * enc_dim)
-    if case == "mept":
+    if case in ("mept", "mept_features"):
         e, length = s["num_experts"], s["expert_len"]
         return tasks * (e * length * enc_dim + enc_dim * e + e + length * enc_dim)
     if case in ("lora", "lora_vocab"):
@@ -356,6 +357,30 @@ def test_deep_prompt_init_hidden_takes_each_layers_own_input(pristine, family):
     with torch.no_grad():
         resumed.train()(make_batch(task_ids=(0, 0, 1), seed=9))
     assert all(torch.equal(table.table, first[side]) for side, table in resumed.method.sides.items())
+
+
+def test_mept_init_features_starts_every_expert_from_real_frames(pristine):
+    backbone = copy.deepcopy(pristine["whisper"])
+    options = {"num_experts": 3, "expert_len": 2, "shared_expert": True, "init": "features", "tasks": ["a", "b"]}
+    model = build_tuned_model(backbone, "mept", options)
+    batch = make_batch(task_ids=(0, 1, 1))
+    with torch.no_grad():
+        model.eval()(batch)  # evaluation does not initialise
+        assert not bool(model.method.features_initialised)
+        model.train()(batch)
+        features, mask = backbone.embed_audio(batch.waveforms, batch.wave_lengths)
+    frames = features[mask]
+    for vector in torch.cat([model.method.experts.flatten(0, 2), model.method.shared.flatten(0, 1)]):
+        assert (frames - vector).abs().amax(-1).min() == 0
+    first = model.method.experts.detach().clone()
+    with torch.no_grad():
+        model(make_batch(task_ids=(0, 0, 1), seed=7))
+    assert torch.equal(model.method.experts, first)  # once only
+    resumed = build_tuned_model(copy.deepcopy(pristine["whisper"]), "mept", options)
+    resumed.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("method.")}, strict=False)
+    with torch.no_grad():
+        resumed.train()(make_batch(task_ids=(0, 0, 1), seed=9))
+    assert torch.equal(resumed.method.experts, first)
 
 
 def test_prompt_init_from_artifact(pristine, tmp_path):
