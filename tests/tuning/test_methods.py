@@ -21,6 +21,7 @@ SETTINGS = {
     "deep_prompt_mlp": {"num_prompts": 3, "encoder": True, "decoder": True, "reparam_hidden": 8},
     "deep_prompt_hidden": {"num_prompts": 3, "encoder": True, "decoder": True, "init": "hidden"},
     "decoder_prompt": {"num_prompts": 3},
+    "decoder_prompt_tokens": {"num_prompts": 3, "init": "tokens"},
     "ulpt": {"num_prompts": 4, "rank": 2},
     "mept": {"num_experts": 3, "expert_len": 2, "top_k": 2, "shared_expert": True},
     "mept_features": {"num_experts": 3, "expert_len": 2, "top_k": 2, "shared_expert": True, "init": "features"},
@@ -171,7 +172,7 @@ def formula(case: str, backbone, tasks: int) -> int:
         h = s["reparam_hidden"]
         side = lambda dim, n: tasks * s["num_prompts"] * dim + dim * h + h + h * n * dim + n * dim  # noqa: E731
         return side(enc_dim, n_enc) + side(dec_dim, n_dec)
-    if case == "decoder_prompt":
+    if case in ("decoder_prompt", "decoder_prompt_tokens"):
         return tasks * s["num_prompts"] * dec_dim
     if case == "ulpt":
         return tasks * (s["num_prompts"] * s["rank"] + 2 * enc_dim)
@@ -381,6 +382,24 @@ def test_mept_init_features_starts_every_expert_from_real_frames(pristine):
     with torch.no_grad():
         resumed.train()(make_batch(task_ids=(0, 0, 1), seed=9))
     assert torch.equal(resumed.method.experts, first)
+
+
+def test_decoder_prompt_init_tokens_starts_from_token_embeddings(pristine):
+    backbone = copy.deepcopy(pristine["whisper"])
+    options = {"num_prompts": 3, "init": "tokens", "tasks": ["a", "b"]}
+    model = build_tuned_model(backbone, "decoder_prompt", options)
+    batch = make_batch(task_ids=(0, 1, 1))
+    with torch.no_grad():
+        model.eval()(batch)  # evaluation does not initialise
+        assert not bool(model.method.tokens_initialised)
+        model.train()(batch)
+    vocabulary = backbone.embed_tokens(torch.arange(BASE_VOCAB)).detach()
+    for vector in model.method.prompts.flatten(0, 1):
+        assert (vocabulary - vector).abs().amax(-1).min() < 1e-6
+    first = model.method.prompts.detach().clone()
+    with torch.no_grad():
+        model(make_batch(task_ids=(0, 0, 1), seed=7))
+    assert torch.equal(model.method.prompts, first)  # once only
 
 
 def test_prompt_init_from_artifact(pristine, tmp_path):
