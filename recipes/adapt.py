@@ -199,7 +199,9 @@ def data_hours(train_dir: Path) -> float:
 
 
 def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_dir: Path) -> tuple[float, float]:
-    """Train one method x seed into ``train_dir``; returns (wall seconds, CPU seconds of this process)."""
+    """Train one method x seed into ``train_dir``; returns (wall seconds, CPU seconds of this process).
+
+    Both include the earlier sittings of a resumed run, up to the checkpoint it resumed from."""
     from speechprompt.config import load_config
     from speechprompt.training.cli import train_task
 
@@ -230,7 +232,12 @@ def train(args: argparse.Namespace, config: dict, method: str, seed: int, train_
     status = train_task(cfg, ["train", "--config", str(conf_file), *overrides], resume=resume)
     if status != 0:
         raise SystemExit(f"adapt: training {method} seed {seed} failed (exit {status}); see {train_dir}")
-    return time.perf_counter() - start, time.process_time() - cpu_start
+    # a resumed run adds the training time of its earlier sittings (up to the checkpoint it resumed from)
+    summary_file = train_dir / "train_summary.json"
+    summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.is_file() else {}
+    earlier = summary.get("earlier_sittings_seconds", {})
+    return (time.perf_counter() - start + earlier.get("wall", 0.0),
+            time.process_time() - cpu_start + earlier.get("cpu", 0.0))
 
 
 def save_zero_shot(args: argparse.Namespace, artifact: Path, text_prompt: bool = False) -> float:

@@ -207,6 +207,10 @@ def train(
 
     # ---- resume -------------------------------------------------------------------------
     step, epoch, position = 0, 0, 0  # position: micro-batches of this rank already used in `epoch`
+    # training time of earlier sittings, carried by the checkpoint this one resumes from (wall, CPU seconds), so
+    # that a run stopped and resumed reports the time of the steps that made it, not only its last sitting's
+    earlier = {"wall": 0.0, "cpu": 0.0}
+    sitting_wall, sitting_cpu = time.perf_counter(), time.process_time()
     best_metric, best_step, evals_without_gain = None, None, 0
     if not resume and dctx.is_main and ckpt_root.is_dir():
         # a fresh run in a used folder: old checkpoints would otherwise outrank (and prune) the new ones
@@ -232,6 +236,7 @@ def train(
             step, epoch, position = state["step"], state["epoch"], state["position"]
             best_metric, best_step = state.get("best_metric"), state.get("best_step")
             evals_without_gain = state.get("evals_without_gain", 0)
+            earlier = {key: float(state.get("elapsed", {}).get(key, 0.0)) for key in ("wall", "cpu")}
             if state.get("world_size", 1) != dctx.world_size:
                 raise ckpt.CheckpointError(f"{path} was written by {state.get('world_size')} process(es); "
                                            f"resume with the same number (now {dctx.world_size})")
@@ -252,6 +257,8 @@ def train(
             "kind": kind, "step": step, "epoch": epoch, "position": position, "world_size": dctx.world_size,
             "best_metric": best_metric, "best_step": best_step, "evals_without_gain": evals_without_gain,
             "rng": rng, "seed": exp.seed,
+            "elapsed": {"wall": earlier["wall"] + time.perf_counter() - sitting_wall,
+                        "cpu": earlier["cpu"] + time.process_time() - sitting_cpu},
         }
         tensors = trained_tensors(model, [n for n, _ in params])  # frozen-for-now encoder weights too
         ckpt.save_checkpoint(directory, tensors, optimizer if kind == "step" else None, state)
@@ -391,7 +398,7 @@ def train(
     if dctx.is_main:
         plot_learning_curve(log_file.path, exp_dir / "learning_curve.png")
         summary = {"step": step, "stopped": stopped, "best_metric": best_metric, "best_step": best_step,
-                   "metric": exp.best_metric, "last_train_loss": last_loss}
+                   "metric": exp.best_metric, "last_train_loss": last_loss, "earlier_sittings_seconds": earlier}
         (exp_dir / "train_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     dctx.barrier()
     return TrainResult(step, stopped, best_metric, best_step, last_loss, exp_dir)

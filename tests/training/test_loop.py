@@ -78,11 +78,18 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     assert not (exp / "final.safetensors").exists()
     assert max(int(p.name.split("-")[1]) for p in ckpt.list_checkpoints(exp / "checkpoints")) < 12
 
+    _, _, _, state = ckpt.load_latest(exp / "checkpoints")
+    assert state["elapsed"]["wall"] >= 0.15 * state["step"]  # every step slept 0.15 s
     resumed = _run_toy(exp, *COMMON, resume=True)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout
     _assert_same_weights(tmp_path / "full", exp)
     assert _losses(exp) == pytest.approx(_losses(tmp_path / "full"), abs=0, rel=0)
+    # the killed sitting's training time, up to the checkpoint resumed from, is carried into the summary
+    summary = json.loads((exp / "train_summary.json").read_text())
+    assert summary["earlier_sittings_seconds"] == pytest.approx(state["elapsed"])
+    fresh = json.loads((tmp_path / "full" / "train_summary.json").read_text())
+    assert fresh["earlier_sittings_seconds"] == {"wall": 0.0, "cpu": 0.0}
 
 
 def test_two_process_ddp_matches_one_process_with_same_global_batch(tmp_path):
