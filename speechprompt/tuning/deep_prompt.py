@@ -30,7 +30,7 @@ from torch import nn
 
 from speechprompt.tuning.base import TuningMethod, replace_hidden_pre_hook
 from speechprompt.tuning.config import ConfigError, MethodConfig, check_choice, check_positive, option
-from speechprompt.tuning.prompt import prepend
+from speechprompt.tuning.prompt import prepend, sample_positions
 
 INITS = ("uniform", "hidden")
 
@@ -131,15 +131,6 @@ class DeepPromptTuning(TuningMethod):
         if self.config.init == "hidden" and self.training and not bool(self.hidden_initialised):
             self._init_masks[side] = mask
 
-    def _positions(self, valid: int) -> torch.Tensor:
-        """P of ``valid`` positions, drawn without replacement when there are enough."""
-        count = self.config.num_prompts
-        if valid == 0:
-            raise ValueError("deep_prompt init='hidden': the first training batch has no valid positions")
-        if valid >= count:
-            return torch.randperm(valid, generator=self.generator)[:count]
-        return torch.randint(valid, (count,), generator=self.generator)  # a short batch: with replacement
-
     def _init_layer(self, side: str, index: int, hidden: torch.Tensor) -> torch.Tensor:
         """Set layer ``index``'s prompts of every task from this layer's input; returns this batch's (B, P, D)."""
         count = self.config.num_prompts
@@ -152,7 +143,7 @@ class DeepPromptTuning(TuningMethod):
         table = self.sides[side].table
         states = hidden[:, count:][mask].detach().float()  # (N, D): this layer's input at the valid positions
         if index == 0:  # the same positions at every layer: each prompt follows one real frame or token up
-            self._init_positions[side] = [self._positions(len(states)) for _ in range(len(table))]
+            self._init_positions[side] = [sample_positions(len(states), count, self.generator) for _ in table]
         with torch.no_grad():
             for task, positions in enumerate(self._init_positions[side]):
                 table[task, index] = states[positions.to(states.device)].to(table)

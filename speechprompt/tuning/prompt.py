@@ -50,19 +50,19 @@ def prepend(
     return torch.cat([prompts.to(features.dtype), features], dim=1), torch.cat([prompt_mask, mask], dim=1)
 
 
-def sample_frames(features: torch.Tensor, mask: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """``count`` frames (count, D) drawn from the valid frames of features (B,T,D), mask (B,T) bool.
+def sample_positions(valid: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` indices into ``valid`` positions: without replacement when there are enough, else with."""
+    if valid == 0:
+        raise ValueError("init from the first batch: it has no valid positions (all masked)")
+    if valid >= count:
+        return torch.randperm(valid, generator=generator)[:count]
+    return torch.randint(valid, (count,), generator=generator)  # a short batch: with replacement rather than fail
 
-    Without replacement when there are enough frames; a short batch is sampled with replacement rather than fail.
-    """
+
+def sample_frames(features: torch.Tensor, mask: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` frames (count, D) drawn from the valid frames of features (B,T,D), mask (B,T) bool."""
     frames = features[mask].float()
-    if len(frames) == 0:
-        raise ValueError("init from features: the batch has no valid frames (all masked)")
-    if len(frames) >= count:
-        index = torch.randperm(len(frames), generator=generator)[:count]
-    else:
-        index = torch.randint(len(frames), (count,), generator=generator)
-    return frames[index.to(frames.device)]
+    return frames[sample_positions(len(frames), count, generator).to(frames.device)]
 
 
 def table_from_artifact(directory: str, key: str, shape: tuple[int, ...]) -> torch.Tensor:

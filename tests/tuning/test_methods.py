@@ -313,6 +313,16 @@ def test_prompt_init_features_happens_at_the_first_training_step(pristine):
     assert torch.equal(resumed.method.prompts, first)
 
 
+def resumed_and_trained(backbone, method, options, model):
+    """A new model of ``method`` given ``model``'s method state (as a training checkpoint does), after one
+    training forward on another batch: a start from the first batch must not happen again."""
+    resumed = build_tuned_model(copy.deepcopy(backbone), method, options)
+    resumed.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("method.")}, strict=False)
+    with torch.no_grad():
+        resumed.train()(make_batch(task_ids=(0, 0, 1), seed=9))
+    return resumed
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_deep_prompt_init_hidden_takes_each_layers_own_input(pristine, family):
     """init='hidden': each prompt slot is one position of the first training batch, at every layer its input there."""
@@ -353,10 +363,7 @@ def test_deep_prompt_init_hidden_takes_each_layers_own_input(pristine, family):
         model(make_batch(task_ids=(0, 0, 1), seed=7))
     assert all(torch.equal(table.table, first[side]) for side, table in model.method.sides.items())  # once only
     # a training checkpoint restores the flag, so resuming does not initialise again
-    resumed = build_tuned_model(copy.deepcopy(pristine[family]), "deep_prompt", options)
-    resumed.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("method.")}, strict=False)
-    with torch.no_grad():
-        resumed.train()(make_batch(task_ids=(0, 0, 1), seed=9))
+    resumed = resumed_and_trained(pristine[family], "deep_prompt", options, model)
     assert all(torch.equal(table.table, first[side]) for side, table in resumed.method.sides.items())
 
 
@@ -377,10 +384,7 @@ def test_mept_init_features_starts_every_expert_from_real_frames(pristine):
     with torch.no_grad():
         model(make_batch(task_ids=(0, 0, 1), seed=7))
     assert torch.equal(model.method.experts, first)  # once only
-    resumed = build_tuned_model(copy.deepcopy(pristine["whisper"]), "mept", options)
-    resumed.load_state_dict({k: v for k, v in model.state_dict().items() if k.startswith("method.")}, strict=False)
-    with torch.no_grad():
-        resumed.train()(make_batch(task_ids=(0, 0, 1), seed=9))
+    resumed = resumed_and_trained(pristine["whisper"], "mept", options, model)
     assert torch.equal(resumed.method.experts, first)
 
 
