@@ -13,10 +13,10 @@ cd "$(dirname "$0")"
 
 recipes=(
   "fillets/asr/run.sh"                   # Czech, whisper-base
+  "synth/asr/run.sh"                     # the main job (English, unseen voices, whisper-tiny.en)
   "synth/slu/run.sh"                     # slot filling, whisper-tiny.en
   "asterisk/asr/run.sh --lang es"        # Spanish, whisper-base
   "asterisk/asr/run.sh --lang fr"        # French, whisper-base
-  "synth/asr/run.sh"                     # the main job (English, unseen voices, whisper-tiny.en)
   "synth/asr/run_wav2seq_pretrained.sh"  # Wav2Seq on whisper-tiny.en's encoder (rows join synth/asr)
   "fillets/asr/run_wav2seq_pretrained.sh" # Wav2Seq on whisper-base's encoder (rows join fillets/asr)
   "synth/asr/run_scratch.sh"             # the backbone made here without a checkpoint (rows join synth/asr)
