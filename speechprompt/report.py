@@ -223,8 +223,34 @@ def markdown_table(rows: list[Row], metric: str, also: list[str]) -> list[str]:
     return lines
 
 
-def plot_metric_vs_params(rows: list[Row], metric: str, title: str, path: Path) -> None:
-    """One point per (method, data size) with std error bars; log-scaled trainable parameters."""
+# one colour per method, the same in every recipe's plot: baselines dark / blue, prompt family warm,
+# zero-training rows grey-green (drawn as lines: they have no trainable parameters to place them on the axis)
+METHOD_COLORS = {
+    "finetune": "black", "lora": "tab:blue", "adapter": "tab:cyan",
+    "prompt": "tab:red", "deep_prompt": "tab:orange", "decoder_prompt": "tab:brown", "ulpt": "tab:pink",
+    "mept": "tab:purple",
+    "zero_shot": "tab:gray", "zero_shot_true_length": "tab:olive", "text_prompt": "tab:green",
+}
+
+
+def method_color(method: str, methods: list[str]):
+    """The fixed colour of a known method; others take tab20 colours in order of appearance."""
+    import matplotlib.pyplot as plt
+
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    others = [m for m in methods if m not in METHOD_COLORS]
+    return plt.get_cmap("tab20")(others.index(method) % 20)
+
+
+def plot_metric_vs_params(rows: list[Row], metric: str, title: str, path: Path) -> list[str]:
+    """One point per (method, data size) with std error bars on log-scaled trainable parameters.
+
+    A method without trainable parameters (zero-shot, a text prompt) is a dashed horizontal line at its
+    value, since a log axis has no place for 0; with a single data size, the band within
+    :data:`MATCH_TOLERANCE` relative of fine-tuning is shaded, the region the README's verdict calls a match.
+    Returns the legend's labels.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,27 +260,39 @@ def plot_metric_vs_params(rows: list[Row], metric: str, title: str, path: Path) 
     methods = list(dict.fromkeys(r.method for r in rows))
     sizes = list(dict.fromkeys(r.data_size for r in rows))
     markers = "osD^v<>Px*"
-    colors = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 4.4))
     for row in rows:
-        x = max(1, row.same("trainable_params"))  # log axis: a 0-parameter method is drawn at 1
-        ax.errorbar(x, row.mean(metric), yerr=row.std(metric) or 0.0, capsize=3,
-                    marker=markers[sizes.index(row.data_size) % len(markers)],
-                    color=colors(methods.index(row.method) % 10), linestyle="none")
-    for i, method in enumerate(methods):
-        ax.plot([], [], "o", color=colors(i % 10), label=method)
-    for i, size in enumerate(sizes):
-        ax.plot([], [], markers[i % len(markers)], color="gray", label=f"data {size}")
+        color = method_color(row.method, methods)
+        marker = markers[sizes.index(row.data_size) % len(markers)]
+        if row.same("trainable_params"):
+            ax.errorbar(row.same("trainable_params"), row.mean(metric), yerr=row.std(metric) or 0.0, capsize=3,
+                        marker=marker, color=color, linestyle="none")
+        else:
+            ax.axhline(row.mean(metric), color=color, linestyle="--", linewidth=1.2)
+    reference = [r for r in rows if r.method == REFERENCE_METHOD]
+    if len(sizes) == 1 and reference:
+        ft = reference[0].mean(metric)
+        bound = ft * (1 + MATCH_TOLERANCE if metric in LOWER_IS_BETTER else 1 - MATCH_TOLERANCE)
+        ax.axhspan(min(ft, bound), max(ft, bound), color="black", alpha=0.07, linewidth=0,
+                   label=f"within {100 * MATCH_TOLERANCE:g} % of finetune")
+    for method in methods:
+        trained = any(r.same("trainable_params") for r in rows if r.method == method)
+        ax.plot([], [], "o" if trained else "--", color=method_color(method, methods),
+                label=method if trained else f"{method} (no training)")
+    if len(sizes) > 1:
+        for i, size in enumerate(sizes):
+            ax.plot([], [], markers[i % len(markers)], color="gray", label=f"data {size}")
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap on short ranges
     ax.set_xlabel("trainable parameters")
     ax.set_ylabel(f"{metric} (%)")
-    ax.set_title(title)
+    ax.set_title(title if len(sizes) > 1 else f"{title} ({sizes[0]})")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
+    legend = ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a point
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return [text.get_text() for text in legend.get_texts()]
 
 
 def write_report(exp_dir: Path, out: Path, command: str, metric: str | None = None,

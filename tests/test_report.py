@@ -196,3 +196,22 @@ def test_the_threads_and_concurrent_runs_of_the_times_are_said_under_the_table(t
     bad = fake_result(root, "adapter", "1h", 0, 19.0, 5_000, {"threads": 0})
     with pytest.raises(ReportError, match=f"{bad}: field 'threads' is 0"):
         write_report(root, tmp_path / "R.md", "cmd", plot=False)
+
+
+def test_plot_draws_zero_training_rows_as_lines_and_shades_the_match_band(tmp_path):
+    from speechprompt.report import build_rows, plot_metric_vs_params
+    from speechprompt.results import find_runs
+
+    root = tmp_path / "exp"
+    fake_result(root, "finetune", "10min", 1, 20.0, 1_000_000)
+    fake_result(root, "prompt", "10min", 1, 21.0, 10_240)
+    fake_result(root, "zero_shot", "10min", 1, 30.0, 0)
+    fake_result(root, "my_method", "10min", 1, 25.0, 500)  # not in the colour table: still drawn
+    png = tmp_path / "plot.png"
+    labels = plot_metric_vs_params(build_rows(find_runs(root)), "wer", "t", png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert labels == ["within 10 % of finetune", "finetune", "my_method", "prompt", "zero_shot (no training)"]
+    # two data sizes: a marker per size in the legend, and no band (its reference differs per size)
+    fake_result(root, "finetune", "1h", 1, 10.0, 1_000_000)
+    labels = plot_metric_vs_params(build_rows(find_runs(root)), "wer", "t", png)
+    assert "within 10 % of finetune" not in labels and labels[-2:] == ["data 10min", "data 1h"]
