@@ -1,7 +1,8 @@
 """Precision robustness: WER of trained task artifacts and of the zero-shot backbone under fp32, bf16, int8.
 
 For every task artifact given (prompt, ulpt, deep_prompt, lora, finetune, ...) and for the backbone as it
-is (a released checkpoint's zero-shot task), on the first N utterances of a test set, one run decodes
+is (a released checkpoint's zero-shot task, on its 30 s window and on the true length the trained tasks
+encode), on the first N utterances of a test set, one run decodes
 through the path of ``speechprompt transcribe --precision P`` (its own parser and ``transcriber_from_args``):
 
 - fp32: as trained;
@@ -33,12 +34,14 @@ import torch
 from bench_report import command_line, load_utterances, machine_line, set_threads, table, write_out
 
 PRECISIONS = ("fp32", "bf16", "int8")
+ZERO_SHOT = "zero-shot backbone"
 RANDOM_OPTIONS = {"prompt": {"num_prompts": 50}, "ulpt": {"num_prompts": 50, "rank": 4},
                   "deep_prompt": {"num_prompts": 10}, "lora": {"rank": 8}, "adapter": {"bottleneck": 32}}
 
 
-def decode(args, artifact: Path | None, precision: str, waves, durations):
-    """(texts, wall seconds, transcriber) of ``speechprompt transcribe --precision`` with one task (None: zero-shot)."""
+def decode(args, artifact: Path | None, precision: str, waves, durations, extra: tuple[str, ...] = ()):
+    """(texts, wall seconds, transcriber) of ``speechprompt transcribe --precision [extra]`` with one task
+    (artifact None: zero-shot)."""
     from speechprompt.decoding.cli_transcribe import add_arguments
     from speechprompt.decoding.options import check_decoding_options, transcriber_from_args
     from speechprompt.decoding.transcriber import AudioItem, Failure
@@ -46,7 +49,7 @@ def decode(args, artifact: Path | None, precision: str, waves, durations):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     options = parser.parse_args(["-", "--backbone", args.backbone, "--precision", precision, "--beam", str(args.beam),
-                                 *(["--language", args.language] if args.language else [])])
+                                 *(["--language", args.language] if args.language else []), *extra])
     check_decoding_options(options)
     transcriber = transcriber_from_args(options)
     if artifact is None:
@@ -93,25 +96,31 @@ def main() -> None:
     ids, waves, refs, durations = load_utterances(args.test, args.n, 30.0)
     audio = sum(durations)
     work = tempfile.TemporaryDirectory(prefix="precision-")
-    tasks: dict[str, Path | None] = {} if args.no_zero_shot else {"zero-shot backbone": None}
+    # name -> (artifact or None for zero-shot, extra transcribe options). The checkpoint zero-shot twice: on its
+    # 30 s window (as released) and on the true length, the way the trained tasks encode, so that each task
+    # has a backbone reference under the same formats and the same input length.
+    tasks: dict[str, tuple[Path | None, tuple[str, ...]]] = {}
+    if not args.no_zero_shot:
+        tasks[ZERO_SHOT] = (None, ("--pad-to-window",))
+        tasks[f"{ZERO_SHOT}, true length"] = (None, ("--no-pad-to-window",))
     for value in args.artifact:
         name, _, directory = value.partition("=")
-        tasks[name] = Path(directory)
+        tasks[name] = (Path(directory), ())
     if args.random:
         from task_artifacts import random_artifacts
 
         backbone = load_backbone(args.backbone)
         for method in args.random:
             made = random_artifacts(backbone, Path(work.name) / method, 1, method, RANDOM_OPTIONS[method], args.language)
-            tasks[f"{method} (random values)"] = made[0]
+            tasks[f"{method} (random values)"] = (made[0], ())
     rows, checks, notes = [], [], []
-    if "zero-shot backbone" in tasks and not getattr(load_backbone(args.backbone), "is_released_checkpoint", False):
-        del tasks["zero-shot backbone"]
+    if ZERO_SHOT in tasks and not getattr(load_backbone(args.backbone), "is_released_checkpoint", False):
+        tasks = {name: task for name, task in tasks.items() if not name.startswith(ZERO_SHOT)}
         notes.append("No zero-shot row: the backbone is not a released checkpoint (it has no tokenizer of its own).")
-    for name, artifact in tasks.items():
+    for name, (artifact, extra) in tasks.items():
         wers, rtfs = {}, {}
         for precision in PRECISIONS:
-            texts, wall, transcriber = decode(args, artifact, precision, waves, durations)
+            texts, wall, transcriber = decode(args, artifact, precision, waves, durations, extra)
             normaliser = scoring_normalizer(transcriber)
             wers[precision] = score_transcripts(refs, dict(zip(ids, texts, strict=True)), get_normalizer(normaliser)).word.rate
             rtfs[precision] = wall / audio
