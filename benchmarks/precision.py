@@ -9,7 +9,8 @@ through the path of ``speechprompt transcribe --precision P`` (its own parser an
 - bf16: bfloat16 autocast (CPU or GPU); weights and task tables stay float32 in memory;
 - int8: the frozen backbone's nn.Linear layers dynamically quantised (``quantize_dynamic``, per row),
   after the task is loaded; the task's own tables (prompts, LoRA, adapters) stay float32 and are not
-  quantised (checked after each int8 run and said in the output).
+  quantised (checked after each int8 run and said in the output);
+- int8-decoder: the same for all but the encoder's layers.
 
 Per task: WER under each precision (normalised as ``speechprompt score --normalizer auto`` would), the
 change against fp32, and the real-time factor of each. ``--random METHOD`` adds an artifact of METHOD
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 from bench_report import command_line, load_utterances, machine_line, set_threads, table, write_out
 
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("fp32", "bf16", "int8", "int8-decoder")
 ZERO_SHOT = "zero-shot backbone"
 RANDOM_OPTIONS = {"prompt": {"num_prompts": 50}, "ulpt": {"num_prompts": 50, "rank": 4},
                   "deep_prompt": {"num_prompts": 10}, "lora": {"rank": 8}, "adapter": {"bottleneck": 32}}
@@ -124,15 +125,16 @@ def main() -> None:
             normaliser = scoring_normalizer(transcriber)
             wers[precision] = score_transcripts(refs, dict(zip(ids, texts, strict=True)), get_normalizer(normaliser)).word.rate
             rtfs[precision] = wall / audio
-            if precision == "int8":
-                checks.append(f"{name}: {transcriber.quantized_layers} Linear layers int8, task tables float32 "
+            if precision.startswith("int8"):
+                checks.append(f"{name}, {precision}: {transcriber.quantized_layers} Linear layers int8, task tables float32 "
                               f"{'yes' if task_tables_stay_float32(transcriber) else 'NO'}")
             print(f"  {name}, {precision}: WER {wers[precision]:.1f}, RTF {rtfs[precision]:.3f}", file=sys.stderr, flush=True)
             del transcriber
-        rows.append([name, *(f"{wers[p]:.1f}" for p in PRECISIONS), f"{wers['bf16'] - wers['fp32']:+.1f}",
-                     f"{wers['int8'] - wers['fp32']:+.1f}", *(f"{rtfs[p]:.3f}" for p in PRECISIONS)])
+        rows.append([name, *(f"{wers[p]:.1f}" for p in PRECISIONS), *(f"{wers[p] - wers['fp32']:+.1f}" for p in PRECISIONS[1:]),
+                     *(f"{rtfs[p]:.3f}" for p in PRECISIONS)])
     work.cleanup()
-    header = ["task", "WER fp32", "WER bf16", "WER int8", "bf16 - fp32", "int8 - fp32", "RTF fp32", "RTF bf16", "RTF int8"]
+    header = ["task", *(f"WER {p}" for p in PRECISIONS), *(f"{p} - fp32" for p in PRECISIONS[1:]),
+              *(f"RTF {p}" for p in PRECISIONS)]
     section = (f"### Precision robustness: {args.backbone} on {args.test}\n\n{len(ids)} utterances, {audio:.0f} s of "
                f"audio; beam {args.beam}; WER % after the checkpoint's scoring normaliser; {machine_line(args.threads)}.\n\n"
                f"Command: `{command_line('precision.py')}`\n\n" + table(header, rows) + "\n\n"

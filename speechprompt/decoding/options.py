@@ -35,7 +35,8 @@ def add_decoding_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="fp32 (default); bf16: bfloat16 autocast; int8: the backbone's Linear layers dynamically "
-                             "quantised (CPU). Task tables (prompts, LoRA, adapters) stay float32 in every case")
+                             "quantised (CPU); int8-decoder: all but the encoder's, for prompts that live in the "
+                             "encoder. Task tables (prompts, LoRA, adapters) stay float32 in every case")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                         help="older spelling of --precision: float32 = fp32, bfloat16 = bf16")
 

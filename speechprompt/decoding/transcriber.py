@@ -121,8 +121,9 @@ class _TaskInfo:
 class Transcriber:
     """A frozen backbone + the task prompts loaded on it; batched greedy (beam=1) or beam search.
 
-    ``precision``: "fp32", "bf16" (bfloat16 autocast) or "int8" (the backbone's Linear layers quantised when
-    decoding first starts, after the tasks are loaded; see ``backbones.precision``); ``dtype`` is its older
+    ``precision``: "fp32", "bf16" (bfloat16 autocast), "int8" (the backbone's Linear layers quantised when
+    decoding first starts, after the tasks are loaded; see ``backbones.precision``) or "int8-decoder" (the
+    same but for the encoder's, kept float32); ``dtype`` is its older
     spelling ("float32", "bfloat16"). ``batch_seconds`` bounds the padded audio of a batch.
     ``ctc_weight`` (needs a CTC head): 0 = attention decoding only, 1 = CTC best path only, in between =
     the attention candidates and the CTC best path rescored jointly (``decoding.joint.joint_search``).
@@ -287,10 +288,10 @@ class Transcriber:
     def apply_precision(self) -> None:
         """int8: quantise the backbone's Linear layers once, after the tasks are loaded (a task added later
         joins with its float32 tables; its fingerprint check uses the float backbone's, kept from loading)."""
-        if self.precision == "int8" and not self.quantized_layers:
+        if self.precision.startswith("int8") and not self.quantized_layers:
             if self.model is None:
                 raise ArtifactError("no task loaded; add one before decoding")
-            self.quantized_layers = quantize_int8(self.backbone)
+            self.quantized_layers = quantize_int8(self.backbone, encoder=self.precision == "int8")
 
     @torch.inference_mode()
     def decode_ids(self, waveforms: Sequence[np.ndarray | torch.Tensor], task_ids: Sequence[int]) -> list[list[int]]:

@@ -62,7 +62,7 @@ def first_step_log_probs(transcriber: Transcriber, batch: list[torch.Tensor]) ->
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("precision", ["bf16", "int8", "int8-decoder"])
 def test_outputs_stay_close_to_fp32(artifacts, method, precision):
     root, made = artifacts
     batch = waves()
@@ -101,6 +101,32 @@ def test_int8_quantises_the_backbone_only(artifacts):
     assert transcriber.add_task("b", made["prompt"]) == ["b"]
     assert len(transcriber.transcribe([w.numpy() for w in waves()], ["a", "b", "b"])) == 3
     assert transcriber.quantized_layers == quantized_linear_count(transcriber.backbone.model)  # quantised once
+
+
+def test_int8_decoder_keeps_the_encoder_float32(artifacts):
+    root, made = artifacts
+    whole = Transcriber(load_backbone(root / "backbone"), precision="int8")
+    whole.add_task("a", made["prompt"])
+    whole.apply_precision()
+    transcriber = Transcriber(load_backbone(root / "backbone"), precision="int8-decoder")
+    transcriber.add_task("a", made["prompt"])
+    results = transcriber.transcribe([w.numpy() for w in waves()], "a")
+    model = transcriber.backbone.model
+    encoder_linears = sum(isinstance(m, torch.nn.Linear) for m in model.get_encoder().modules())
+    assert len(results) == 3 and encoder_linears > 0
+    assert quantized_linear_count(model.get_encoder()) == 0
+    assert quantized_linear_count(model) == transcriber.quantized_layers == whole.quantized_layers - encoder_linears
+    assert quantized_linear_count(model.get_decoder()) > 0
+    # the encoder computes exactly as in fp32
+    reference = Transcriber(load_backbone(root / "backbone"))
+    reference.add_task("a", made["prompt"])
+    batch = waves()
+    lengths = torch.tensor([len(w) for w in batch])
+    padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
+    tasks = torch.zeros(len(batch), dtype=torch.long)
+    with torch.inference_mode():
+        encoded = [t.model.encode(padded, lengths, tasks) for t in (reference, transcriber)]
+    assert torch.equal(encoded[0].hidden, encoded[1].hidden)
 
 
 def test_bf16_keeps_task_tables_float32(artifacts):
