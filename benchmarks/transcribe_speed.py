@@ -8,6 +8,8 @@ for every system, one run measures side by side:
   greedy and beam 4, batch 1 and batched (``--batch-seconds``), the encoder on the 30 s window
   (``--pad-to-window``, the released checkpoints' default) in float32 and int8 (``--precision int8``,
   ``--precisions``) and on the true length (``--no-pad-to-window``, the default of models built here);
+  with ``--artifact NAME=DIR``, also with a trained task loaded, encoding as it was trained, in each of
+  ``--precisions`` (the way ``speechprompt transcribe --prompt`` serves a task);
 - transformers ``WhisperForConditionalGeneration.generate`` on ``WhisperFeatureExtractor``'s 30 s
   features, as its users run it (``language=``/``task=`` for multilingual checkpoints, ``num_beams``),
   batch 1 and the same batches as speechprompt's;
@@ -48,8 +50,10 @@ BATCH_ONE_SECONDS = 1e-3  # --batch-seconds below any utterance: every batch hol
 
 
 # ---------------------------------------------------------------- speechprompt: the transcribe command's path
-def speechprompt_run(args, waves, durations, beam: int, batched: bool, window: bool, precision: str = "fp32"):
-    """Texts and wall seconds of ``speechprompt transcribe`` with these options on the preloaded waves."""
+def speechprompt_run(args, waves, durations, beam: int, batched: bool, window: bool | None, precision: str = "fp32",
+                     artifact: str | None = None):
+    """Texts and wall seconds of ``speechprompt transcribe`` with these options on the preloaded waves: zero-shot,
+    or the trained task ``artifact`` (window None: encode as the artifact was trained)."""
     from speechprompt.decoding.cli_transcribe import add_arguments
     from speechprompt.decoding.options import check_decoding_options, transcriber_from_args
     from speechprompt.decoding.transcriber import AudioItem, Failure
@@ -58,12 +62,15 @@ def speechprompt_run(args, waves, durations, beam: int, batched: bool, window: b
     add_arguments(parser)
     argv = ["-", "--backbone", args.backbone, "--beam", str(beam),
             "--batch-seconds", str(args.batch_seconds if batched else BATCH_ONE_SECONDS),
-            "--pad-to-window" if window else "--no-pad-to-window", "--precision", precision,
+            *([] if window is None else ["--pad-to-window" if window else "--no-pad-to-window"]), "--precision", precision,
             *(["--language", args.language] if args.language else [])]
     options = parser.parse_args(argv)
     check_decoding_options(options)
     transcriber = transcriber_from_args(options)
-    transcriber.add_zero_shot("default", options.language)
+    if artifact is None:
+        transcriber.add_zero_shot("default", options.language)
+    else:
+        transcriber.add_task("default", artifact, None, options.language)
 
     def items():
         return [AudioItem(str(i), lambda w=w: w, None, d) for i, (w, d) in enumerate(zip(waves, durations, strict=True))]
@@ -159,9 +166,12 @@ def main() -> None:
     parser.add_argument("--faster-whisper-python", help="python of a venv with faster-whisper (default: this one)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("transformers", "faster-whisper", "true-length"),
                         help="leave these rows out")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=("fp32", "bf16", "int8"),
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=("fp32", "bf16", "int8", "int8-decoder"),
                         help="speechprompt rows on the 30 s window in these --precision settings (default fp32 int8; "
                              "the true-length rows are fp32)")
+    parser.add_argument("--artifact", action="append", default=[], metavar="NAME=DIR",
+                        help="also a trained task (repeat): speechprompt rows with it loaded, encoding as it was "
+                             "trained, in each of --precisions")
     parser.add_argument("--quick", action="store_true", help="greedy rows only (smoke runs)")
     parser.add_argument("--out", help="also write the markdown section here")
     args = parser.parse_args()
@@ -188,12 +198,18 @@ def main() -> None:
               flush=True)
 
     batched_label = f"batched ({len(batches)} batches, <= {args.batch_seconds:g} s)"
-    modes = [(True, p) for p in args.precisions] + ([] if "true-length" in args.skip else [(False, "fp32")])
-    for window, precision in modes:
-        mode = ("30 s window" if window else "true length") + ("" if precision == "fp32" else f", {precision}")
+    # (encoder input: True = 30 s window, False = true length, None = as the task was trained; precision; task)
+    modes = [(True, p, None) for p in args.precisions] + ([] if "true-length" in args.skip else [(False, "fp32", None)])
+    for value in args.artifact:
+        name, _, directory = value.partition("=")
+        modes += [(None, p, (name, directory)) for p in args.precisions]
+    for window, precision, task in modes:
+        mode = (f"task {task[0]}" if task else "30 s window" if window else "true length") + (
+            "" if precision == "fp32" else f", {precision}")
         for beam in beams:
             for batched in (False, True):
-                texts, wall, transcriber = speechprompt_run(args, waves, durations, beam, batched, window, precision)
+                texts, wall, transcriber = speechprompt_run(args, waves, durations, beam, batched, window, precision,
+                                                            task[1] if task else None)
                 normaliser = normaliser or scoring_normalizer(transcriber)
                 add(f"speechprompt, {mode}", beam, batched_label if batched else "1", texts, wall)
                 del transcriber
