@@ -248,6 +248,21 @@ def check_target_lengths(dataset, backbone, max_seconds: float | None = None) ->
                           f"data.max_utt_seconds")
 
 
+def target_ids_suppressed(dataset, backbone) -> list[int]:
+    """Ids that the dataset's targets use and the backbone's checkpoint list suppresses (sorted).
+
+    Whisper's list holds symbols such as '_', '|', '[' and ':'; a task trained to write them (slot filling)
+    must be allowed to, or decoding stops where the first one should come.
+    """
+    suppressed = set(getattr(backbone, "suppress_ids", ()))
+    if not suppressed:
+        return []
+    used = set()
+    for i in range(len(dataset)):
+        used.update(dataset.tokenizer.encode(dataset.text_of(i)))
+    return sorted(used & suppressed)
+
+
 def _argv(args) -> list[str]:
     out = (["--config", args.config] if args.config else []) + list(args.overrides)
     return out
@@ -336,6 +351,10 @@ def _train_task(cfg: TrainConfig, argv: list[str], resume: bool, allow_changes: 
     options = dict(cfg.method.options)
     if tokenizer.kind == "whisper":  # the checkpoint's own ids, prefix and suppression; no vocabulary resize
         options.update(tokenizer.method_options())
+        kept = target_ids_suppressed(train_set, backbone)
+        if kept:
+            log(f"the training targets use {len(kept)} id(s) the checkpoint never generates; this task may: {kept}")
+            options["unsuppressed_ids"] = kept
     else:
         options.setdefault("vocab_size", tokenizer.vocab_size)
     if cfg.data.tasks:

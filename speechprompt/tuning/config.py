@@ -56,6 +56,9 @@ class MethodConfig:
         "<|notimestamps|> ids (set from its tokenizer); None = [bos_id]")
     suppress_specials: bool = option(
         False, "never generate an id above eos_id (a released checkpoint's special and timestamp tokens)")
+    unsuppressed_ids: list[int] | None = option(
+        None, "ids the training targets use that the checkpoint's own list suppresses (set at training): a task "
+        "may write them, e.g. the '_', '|', '[', ':' of slot-filling targets, which Whisper never generates")
 
     def __post_init__(self) -> None:
         if not self.tasks:

@@ -107,7 +107,8 @@ class TunedModel(nn.Module):
         checkpoint's tokenizer adds every id above EOS (special and timestamp tokens).
         """
         vocab = int(getattr(self.backbone, "vocab_size", 0))
-        never = set(getattr(self.backbone, "suppress_ids", ()))
+        # the checkpoint's list, less what this task was trained to write
+        never = set(getattr(self.backbone, "suppress_ids", ())) - set(self.config.unsuppressed_ids or ())
         if suppress_specials:
             never.update(range(self.eos_id + 1, vocab))
         first = set(getattr(self.backbone, "begin_suppress_ids", ()))
