@@ -30,6 +30,8 @@ import torch
 from torch import nn
 
 PRECISIONS = ("fp32", "bf16", "int8", "int8-decoder")
+# int8 formats -> whether the encoder's Linear layers are quantised too
+INT8_ENCODER = {"int8": True, "int8-decoder": False}
 # the older --dtype spelling
 DTYPE_PRECISION = {"float32": "fp32", "bfloat16": "bf16"}
 
@@ -39,7 +41,7 @@ def check_precision(precision: str, device: str | torch.device = "cpu") -> str:
     precision = DTYPE_PRECISION.get(precision, precision)
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if precision.startswith("int8") and torch.device(device).type != "cpu":
+    if precision in INT8_ENCODER and torch.device(device).type != "cpu":
         raise ValueError(f"precision int8 (dynamic quantisation) runs on the CPU only, not on {device}; "
                          "use bf16 on a GPU")
     return precision

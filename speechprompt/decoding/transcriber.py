@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from speechprompt.backbones import load_backbone as _load_backbone_folder
-from speechprompt.backbones.precision import autocast, check_precision, quantize_int8
+from speechprompt.backbones.precision import INT8_ENCODER, autocast, check_precision, quantize_int8
 from speechprompt.data.audio import TARGET_SAMPLE_RATE, AudioError
 from speechprompt.data.dataset import LengthBucketSampler
 from speechprompt.data.text import Tokenizer, load_tokenizer
@@ -288,10 +288,10 @@ class Transcriber:
     def apply_precision(self) -> None:
         """int8: quantise the backbone's Linear layers once, after the tasks are loaded (a task added later
         joins with its float32 tables; its fingerprint check uses the float backbone's, kept from loading)."""
-        if self.precision.startswith("int8") and not self.quantized_layers:
+        if self.precision in INT8_ENCODER and not self.quantized_layers:
             if self.model is None:
                 raise ArtifactError("no task loaded; add one before decoding")
-            self.quantized_layers = quantize_int8(self.backbone, encoder=self.precision == "int8")
+            self.quantized_layers = quantize_int8(self.backbone, encoder=INT8_ENCODER[self.precision])
 
     @torch.inference_mode()
     def decode_ids(self, waveforms: Sequence[np.ndarray | torch.Tensor], task_ids: Sequence[int]) -> list[list[int]]:
