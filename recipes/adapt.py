@@ -257,17 +257,25 @@ def save_zero_shot(args: argparse.Namespace, artifact: Path, text_prompt: bool =
     if tokenizer_dir is None:
         raise SystemExit("adapt: zero_shot needs the backbone's own tokenizer (--tokenizer <backbone>/tokenizer)")
     tokenizer = load_tokenizer(tokenizer_dir, args.language)
+    from speechprompt.backbones import load_backbone
+
+    backbone = load_backbone(backbone_dir)
     if tokenizer.kind == "whisper":
         options = tokenizer.method_options()
         if text_prompt:
-            options["task_prefix"] = previous_text_prefix(tokenizer, args) + tokenizer.prefix_ids
+            previous = previous_text_prefix(tokenizer, args)
+            options["task_prefix"] = previous + tokenizer.prefix_ids
+            # the prompt shows the output format; symbols the checkpoint suppresses (slot markup '[', ':', '|',
+            # '_') would make that format unwritable, as they would for a trained task (see unsuppressed_ids)
+            shown = sorted(set(previous) & set(getattr(backbone, "suppress_ids", ())))
+            if shown:
+                options["unsuppressed_ids"] = shown
     elif text_prompt:
         raise SystemExit("adapt: text_prompt needs a released checkpoint's tokenizer (it has <|startofprev|>)")
     else:
         options = {"vocab_size": tokenizer.vocab_size}
-    from speechprompt.backbones import load_backbone
 
-    model = build_tuned_model(load_backbone(backbone_dir), ZERO_SHOT, options)
+    model = build_tuned_model(backbone, ZERO_SHOT, options)
     if tokenizer.kind == "whisper":  # the artifact records the tokenizer with its language
         tokenizer_dir = tokenizer.save(artifact.parent / "tokenizer")
     model.save_artifact(artifact, tokenizer_dir=tokenizer_dir, output=args.task)

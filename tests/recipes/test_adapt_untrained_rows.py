@@ -88,3 +88,30 @@ def test_zero_shot_true_length_decodes_the_untouched_backbone_without_the_window
     assert settings["zero_shot_true_length"]["pad_to_window"] is False
     result = json.loads((runs / "zero_shot_true_length" / "seed1" / "result.json").read_text())
     assert result["trainable_params"] == 0 and result["method"] == "zero_shot_true_length"
+
+
+def test_text_prompt_may_write_the_suppressed_symbols_its_prompt_shows(checkpoint, tmp_path, monkeypatch):
+    """Slot markup ('[', ':', '|') is on Whisper's suppress list: a text prompt that shows the format must
+    not leave the format unwritable (a trained task gets the same exception for its targets)."""
+    import speechprompt.backbones as backbones
+    from speechprompt.data.text import load_tokenizer
+    from speechprompt.tuning.model import load_task
+
+    tokenizer = load_tokenizer(checkpoint)
+    shown = tokenizer.encode("press")[0]  # an id the prompt uses, declared suppressed by the checkpoint below
+    real_load = backbones.load_backbone
+
+    def load_with_suppression(folder):
+        backbone = real_load(folder)
+        monkeypatch.setattr(type(backbone), "suppress_ids", property(lambda self: [1, shown]))
+        return backbone
+
+    monkeypatch.setattr(backbones, "load_backbone", load_with_suppression)
+    data_dir(tmp_path / "small", 2, 1)
+    args = adapt.parse_args(adapt_args(checkpoint, tmp_path, "10min", tmp_path / "small"))
+    for text_prompt, writable in ((False, False), (True, True)):
+        artifact = tmp_path / f"text_prompt_{text_prompt}" / "artifact"
+        adapt.save_zero_shot(args, artifact, text_prompt=text_prompt)
+        task = load_task(artifact, load_with_suppression(checkpoint))
+        never = task.suppress_ids.tolist()
+        assert 1 in never and (shown not in never) == writable  # only what the prompt shows is let through
