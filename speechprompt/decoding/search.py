@@ -160,23 +160,25 @@ def beam_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int], beam_
                     length_penalty: float, max_repeats: int = DEFAULT_MAX_REPEATS) -> list[list[list[int]]]:
     """The finished hypotheses of each utterance, best first (at most beam_size): B lists of token id lists.
 
-    enc: the EncoderOutput of B utterances; limits: their token limits (``length_limits``).
+    enc: the EncoderOutput of B utterances; limits: their token limits (``length_limits``). An utterance whose
+    search is over leaves the batch (its K rows of every tensor and of the KV cache), as in greedy search, so a
+    batch costs what its running utterances cost, not K rows of its longest one at every step.
     """
     device = task_ids.device
-    batch, width = len(limits), beam_size
-    rows = torch.arange(batch, device=device).repeat_interleave(width)  # (B*K,)
+    width = beam_size
+    active = list(range(len(limits)))  # utterances still searching, in the order of the tensors' row blocks
+    rows = torch.arange(len(active), device=device).repeat_interleave(width)  # (A*K,)
     enc = enc.index_select(rows)
     beam_tasks = task_ids[rows]
-    scores = torch.full((batch, width), float("-inf"), device=device)
+    scores = torch.full((len(active), width), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: only one may expand at the first step
     prefix = model.prefix_ids(beam_tasks)
-    tokens_so_far: list[list[int]] = [[] for _ in range(batch * width)]
-    finished = [_Hypotheses(width, length_penalty) for _ in range(batch)]
-    done = [False] * batch
+    tokens_so_far: list[list[int]] = [[] for _ in range(len(active) * width)]
+    finished = [_Hypotheses(width, length_penalty) for _ in limits]
     cache = None
     for step in range(max(limits)):
-        log_probs, cache = model.decode_step(enc, prefix, cache, beam_tasks)  # (B*K, V)
-        vocab = log_probs.shape[-1]
+        log_probs, cache = model.decode_step(enc, prefix, cache, beam_tasks)  # (A*K, V)
+        batch, vocab = len(active), log_probs.shape[-1]
         candidates = (scores.view(-1, 1) + log_probs).view(batch, width * vocab)
         top_scores, top_index = candidates.topk(min(2 * width, width * vocab), dim=-1)
         top_scores, top_index = top_scores.tolist(), top_index.tolist()
@@ -184,32 +186,39 @@ def beam_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int], beam_
         next_rows = torch.arange(batch * width, device=device).view(batch, width).clone()
         next_tokens = torch.full((batch, width), model.eos_id, dtype=torch.long, device=device)
         next_history: list[list[int]] = [[] for _ in range(batch * width)]
-        for b in range(batch):
-            if done[b]:
-                continue
+        still = []  # positions (row blocks) of the utterances that search on
+        for p, b in enumerate(active):
             last_step = step + 1 >= limits[b]
             kept = 0
-            for score, index in zip(top_scores[b], top_index[b], strict=True):
+            for score, index in zip(top_scores[p], top_index[p], strict=True):
                 if score == float("-inf"):
                     break
-                source, token = b * width + index // vocab, index % vocab
+                source, token = p * width + index // vocab, index % vocab
                 history = tokens_so_far[source]
                 loop = None if token == model.eos_id else loop_start(history + [token], max_repeats)
                 if token == model.eos_id or last_step or loop is not None:
                     body = history if token == model.eos_id else (history + [token])[:loop]
                     finished[b].add(score, body, step + 1)
                     continue
-                next_scores[b, kept], next_rows[b, kept], next_tokens[b, kept] = score, source, token
-                next_history[b * width + kept] = history + [token]
+                next_scores[p, kept], next_rows[p, kept], next_tokens[p, kept] = score, source, token
+                next_history[p * width + kept] = history + [token]
                 kept += 1
                 if kept == width:
                     break
-            best_running = float(next_scores[b, 0])
-            done[b] = last_step or kept == 0 or finished[b].done(best_running, step + 1)
-        if all(done):
+            best_running = float(next_scores[p, 0])
+            if not (last_step or kept == 0 or finished[b].done(best_running, step + 1)):
+                still.append(p)
+        if not still:
             break
-        order = next_rows.view(-1)
+        if len(still) < batch:  # the finished utterances' rows leave every tensor and the cache
+            keep = torch.tensor(still, device=device)
+            next_scores, next_rows, next_tokens = next_scores[keep], next_rows[keep], next_tokens[keep]
+            next_history = [next_history[p * width + k] for p in still for k in range(width)]
+            active = [active[p] for p in still]
+        order = next_rows.view(-1)  # a beam's source row always belongs to its own utterance
         cache = model.reorder_cache(cache, order)
+        if len(still) < batch:
+            enc, beam_tasks = enc.index_select(order), beam_tasks[order]
         prefix = torch.cat([prefix[order], next_tokens.view(-1, 1)], dim=1)
         scores, tokens_so_far = next_scores, next_history
     return [[tokens for _, tokens in hyps.items] for hyps in finished]

@@ -75,6 +75,28 @@ def test_beam_alone_equals_in_batch(model):
         assert alone[0] == together[index]
 
 
+def test_an_utterance_whose_beam_search_is_over_leaves_the_batch(model, monkeypatch):
+    """The short utterance's limit ends its search first: later steps run only the other utterances' K rows
+    (and still give what each gives alone, checked above)."""
+    waves, lengths, tasks = audio()
+    lengths = lengths.clone()
+    lengths[1] = 1600  # 0.1 s: a limit of a couple of tokens
+    waves[1, 1600:] = 0.0
+    seen = []
+    step = model.decode_step
+
+    def counting_step(enc, prefix, cache, task_ids):
+        seen.append(prefix.shape[0])
+        return step(enc, prefix, cache, task_ids)
+
+    monkeypatch.setattr(model, "decode_step", counting_step)
+    together = beam_search(model, waves, lengths, tasks, beam_size=3, max_len=12, max_len_ratio=0.3)
+    monkeypatch.undo()
+    assert seen[0] == 3 * len(LENGTHS) and min(seen) < seen[0]
+    alone = beam_search(model, *rows(waves, lengths, tasks, 0), beam_size=3, max_len=12, max_len_ratio=0.3)
+    assert alone[0] == together[0]
+
+
 def test_beam_size_one_equals_greedy(model):
     waves, lengths, tasks = audio()
     assert beam_search(model, waves, lengths, tasks, beam_size=1, max_len=12) == greedy_search(
