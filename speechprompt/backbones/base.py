@@ -288,9 +288,17 @@ class SpeechSeq2Seq(nn.Module, ABC):
         return self.run_encoder(features, mask), mask
 
     @staticmethod
-    def reorder_cache(cache: EncoderDecoderCache, index: torch.Tensor) -> EncoderDecoderCache:
-        """Select / repeat batch rows of a cache in place (beam search): index (B',) long."""
-        cache.reorder_cache(index)
+    def reorder_cache(cache: EncoderDecoderCache, index: torch.Tensor, cross: bool = True) -> EncoderDecoderCache:
+        """Select / repeat batch rows of a cache in place (beam search): index (B',) long.
+
+        ``cross=False`` leaves the cross-attention keys and values as they are: right when every row is
+        replaced by a row with the same encoder output (beams of one utterance), and it saves copying
+        rows x frames x width x layers of them at every step (the 30 s window: 1500 frames a row).
+        """
+        if cross:
+            cache.reorder_cache(index)
+        else:
+            cache.self_attention_cache.reorder_cache(index)
         return cache
 
 

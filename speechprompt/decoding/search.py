@@ -216,8 +216,10 @@ def beam_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int], beam_
             next_history = [next_history[p * width + k] for p in still for k in range(width)]
             active = [active[p] for p in still]
         order = next_rows.view(-1)  # a beam's source row always belongs to its own utterance
-        cache = model.reorder_cache(cache, order)
-        if len(still) < batch:
+        dropped = len(still) < batch
+        # an utterance's K rows share one encoder output: the cross-attention cache changes only when rows leave
+        cache = model.reorder_cache(cache, order, cross=dropped)
+        if dropped:
             enc, beam_tasks = enc.index_select(order), beam_tasks[order]
         prefix = torch.cat([prefix[order], next_tokens.view(-1, 1)], dim=1)
         scores, tokens_so_far = next_scores, next_history

@@ -241,10 +241,11 @@ class TunedModel(nn.Module):
             logits[:, self.begin_suppress_ids] = float("-inf")
         return logits.log_softmax(-1), cache
 
-    def reorder_cache(self, cache, index: torch.Tensor):
-        """Select rows ``index`` (N,) of every cached tensor (beam search)."""
+    def reorder_cache(self, cache, index: torch.Tensor, cross: bool = True):
+        """Select rows ``index`` (N,) of every cached tensor (beam search); ``cross=False``: only the decoder's
+        self-attention (see ``Backbone.reorder_cache``)."""
         if hasattr(self.backbone, "reorder_cache"):
-            return self.backbone.reorder_cache(cache, index)
+            return self.backbone.reorder_cache(cache, index, cross=cross)
         if hasattr(cache, "reorder_cache"):  # transformers Cache objects reorder in place
             cache.reorder_cache(index)
             return cache

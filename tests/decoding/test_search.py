@@ -166,7 +166,7 @@ class ScriptedModel:
         probs = torch.tensor([self.table.get(int(t), self.table[2]) for t in prefix[:, -1]])
         return probs.clamp(min=1e-9).log(), prefix
 
-    def reorder_cache(self, cache, index):
+    def reorder_cache(self, cache, index, cross=True):  # no cross-attention cache here
         return cache.index_select(0, index)
 
 
