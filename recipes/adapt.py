@@ -251,6 +251,7 @@ def save_zero_shot(args: argparse.Namespace, artifact: Path, text_prompt: bool =
     from speechprompt.data.text import load_tokenizer
     from speechprompt.data.whisper_tokenizer import is_checkpoint_tokenizer_dir
     from speechprompt.tuning import build_tuned_model
+    from speechprompt.tuning.model import suppressed_among
 
     backbone_dir = resolve_backbone(args.backbone)
     tokenizer_dir = args.tokenizer or (backbone_dir if is_checkpoint_tokenizer_dir(backbone_dir) else None)
@@ -267,7 +268,7 @@ def save_zero_shot(args: argparse.Namespace, artifact: Path, text_prompt: bool =
             options["task_prefix"] = previous + tokenizer.prefix_ids
             # the prompt shows the output format; symbols the checkpoint suppresses (slot markup '[', ':', '|',
             # '_') would make that format unwritable, as they would for a trained task (see unsuppressed_ids)
-            shown = sorted(set(previous) & set(getattr(backbone, "suppress_ids", ())))
+            shown = suppressed_among(previous, backbone)
             if shown:
                 options["unsuppressed_ids"] = shown
     elif text_prompt:

@@ -87,6 +87,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.tasks = list(tasks) if tasks else None
         self.normalize, self.keep = normalize, keep
         self.waveform_transform = waveform_transform
+        self._tokens: dict[int, list[int]] = {}  # item index -> target ids, encoded once (checks and every epoch)
         if not len(self.data):
             raise DataDirError(f"{self.data.path}: no utterances (utt2spk is empty) — point to a data dir with data")
         if tokenizer is not None and not self.data.text:
@@ -148,6 +149,12 @@ class SpeechDataset(torch.utils.data.Dataset):
         text = self.data.text.get(self.utt_ids[index], "")
         return normalize_text(text, keep=self.keep) if self.normalize else text
 
+    def tokens_of(self, index: int) -> list[int]:
+        """The target ids of item ``index`` (empty without a tokenizer), encoded on first use."""
+        if index not in self._tokens:
+            self._tokens[index] = self.tokenizer.encode(self.text_of(index)) if self.tokenizer is not None else []
+        return self._tokens[index]
+
     def __getitem__(self, index: int) -> dict:
         utt = self.utt_ids[index]
         try:
@@ -165,9 +172,8 @@ class SpeechDataset(torch.utils.data.Dataset):
                         "is — 'speechprompt data fix' removes it", self.data.path or "data", utt, len(self.silent))
         if self.waveform_transform is not None:
             waveform = self.waveform_transform(waveform)
-        text = self.text_of(index)
-        tokens = self.tokenizer.encode(text) if self.tokenizer is not None else []
-        return {"utt_id": utt, "waveform": waveform, "text": text, "tokens": tokens, "task_id": self.task_ids[index]}
+        return {"utt_id": utt, "waveform": waveform, "text": self.text_of(index), "tokens": self.tokens_of(index),
+                "task_id": self.task_ids[index]}
 
 
 def located_audio_error(data: DataDir, utt: str | None, err: AudioError) -> DataDirError:

@@ -210,13 +210,13 @@ def beam_hypotheses(model, enc, task_ids: torch.Tensor, limits: list[int], beam_
                 still.append(p)
         if not still:
             break
-        if len(still) < batch:  # the finished utterances' rows leave every tensor and the cache
+        dropped = len(still) < batch
+        if dropped:  # the finished utterances' rows leave every tensor and the cache
             keep = torch.tensor(still, device=device)
             next_scores, next_rows, next_tokens = next_scores[keep], next_rows[keep], next_tokens[keep]
             next_history = [next_history[p * width + k] for p in still for k in range(width)]
             active = [active[p] for p in still]
         order = next_rows.view(-1)  # a beam's source row always belongs to its own utterance
-        dropped = len(still) < batch
         # an utterance's K rows share one encoder output: the cross-attention cache changes only when rows leave
         cache = model.reorder_cache(cache, order, cross=dropped)
         if dropped:

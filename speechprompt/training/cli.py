@@ -240,7 +240,7 @@ def check_target_lengths(dataset, backbone, max_seconds: float | None = None) ->
     if not used:
         return
     prefix = len(dataset.tokenizer.prefix_ids)  # BOS, or a released checkpoint's task prefix
-    longest, utt = max((len(dataset.tokenizer.encode(dataset.text_of(i))) + prefix, dataset.utt_ids[i])
+    longest, utt = max((len(dataset.tokens_of(i)) + prefix, dataset.utt_ids[i])
                        for i in used)
     if longest > limit:
         raise ConfigError(f"utterance {utt}: its target needs {longest} decoder positions, the backbone has {limit}; "
@@ -254,13 +254,9 @@ def target_ids_suppressed(dataset, backbone) -> list[int]:
     Whisper's list holds symbols such as '_', '|', '[' and ':'; a task trained to write them (slot filling)
     must be allowed to, or decoding stops where the first one should come.
     """
-    suppressed = set(getattr(backbone, "suppress_ids", ()))
-    if not suppressed:
-        return []
-    used = set()
-    for i in range(len(dataset)):
-        used.update(dataset.tokenizer.encode(dataset.text_of(i)))
-    return sorted(used & suppressed)
+    from speechprompt.tuning.model import suppressed_among
+
+    return suppressed_among((token for i in range(len(dataset)) for token in dataset.tokens_of(i)), backbone)
 
 
 def _argv(args) -> list[str]:

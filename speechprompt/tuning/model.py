@@ -8,6 +8,7 @@ transcriber need goes through ``forward``, ``encode`` and ``decode_step``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,12 @@ class ParameterReport:
             f"backbone's {self.backbone:,} ({parts})"
         )
 
+
+
+def suppressed_among(ids: Iterable[int], backbone) -> list[int]:
+    """The ids among ``ids`` that the backbone's checkpoint list suppresses (sorted): what a task that writes
+    them needs as its ``unsuppressed_ids``."""
+    return sorted(set(ids) & set(getattr(backbone, "suppress_ids", ())))
 
 class TunedModel(nn.Module):
     def __init__(

@@ -26,8 +26,8 @@ class _Set:
     def __len__(self) -> int:
         return len(self.utt_ids)
 
-    def text_of(self, i: int) -> str:
-        return self._texts[i]
+    def tokens_of(self, i: int) -> list[int]:
+        return self.tokenizer.encode(self._texts[i])
 
 
 def test_long_target_fails_unless_its_utterance_is_skipped_by_max_utt_seconds():

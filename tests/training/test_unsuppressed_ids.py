@@ -21,8 +21,8 @@ class Targets:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def text_of(self, i: int) -> str:
-        return self.texts[i]
+    def tokens_of(self, i: int) -> list[int]:
+        return self.tokenizer.encode(self.texts[i])
 
 
 def test_the_suppressed_ids_the_targets_use_are_found():
