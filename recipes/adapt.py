@@ -6,7 +6,9 @@ each step only once (a finished step leaves its output, so a killed sweep resume
     train   speechprompt train  (config = conf/adapt.yaml + conf/method/<method>.yaml [+ conf/quick.yaml];
             their ``decode:`` section holds 'speechprompt decode' options such as beam and max_len)
     decode  the test set with the best checkpoint's task artifact
-    score   WER/CER (asr) or SLU-F1 (slu) against the test references
+    score   WER/CER (asr) or SLU-F1 (slu) against the test references; asr after the text normaliser the
+            decoder names (--normalizer to choose another: a finished run scored with another one is
+            scored again from its kept hypotheses, not trained again)
             (slu: trains on each data dir's slot-filling targets, --text-file, default text_slu,
             and scores against the SLURP JSONL gold, --gold, default <test>/slurp.jsonl)
     record  result.json (speechprompt.results schema): metric, trainable parameters, artifact bytes, wall time;
@@ -116,6 +118,8 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
     result_path = run_dir / "result.json"
     if not result_path.is_file() and args.records and restore_record(run_dir, Path(args.records), inputs):
         print(f"[{method} seed {seed}] restored from its record in {args.records}: not trained again")
+    if result_path.is_file() and scored_with_other_normalizer(args, run_dir):
+        rescore(args, run_dir, f"[{method} seed {seed}]")
     if result_path.is_file():
         print(f"[{method} seed {seed}] done already: {result_path}")
         if args.records and not record_dir(Path(args.records), run_dir).is_dir():
@@ -332,9 +336,42 @@ def score(args: argparse.Namespace, decode_dir: Path, score_dir: Path) -> None:
 
     ref = decode_dir / "ref.trn" if args.task == "asr" else Path(args.gold or Path(args.test) / "slurp.jsonl")
     status = speechprompt(["score", "--task", args.task, "--ref", str(ref), "--hyp", str(decode_dir / "hyp.trn"),
-                         "--out", str(score_dir)])
+                           "--out", str(score_dir), *(["--normalizer", args.normalizer] if args.task == "asr" else [])])
     if status != 0:
         raise SystemExit(f"adapt: scoring {decode_dir} failed (exit {status})")
+
+
+def scored_with_other_normalizer(args: argparse.Namespace, run_dir: Path) -> bool:
+    """Whether a finished asr run was scored after another text normaliser than --normalizer asks for."""
+    wer_json = run_dir / "score" / "wer.json"
+    if args.task != "asr" or args.normalizer == "auto" or not wer_json.is_file():
+        return False
+    return json.loads(wer_json.read_text(encoding="utf-8")).get("normalization") != args.normalizer
+
+
+def rescore(args: argparse.Namespace, run_dir: Path, label: str) -> None:
+    """Score a finished run again from its hypotheses and update its result.json (and record).
+
+    A run restored from a record that kept no hypotheses cannot be scored again: it is trained again."""
+    from speechprompt.results import score_metrics
+
+    decode_dir, score_dir = run_dir / "decode", run_dir / "score"
+    if not ((decode_dir / "hyp.trn").is_file() and (decode_dir / "ref.trn").is_file()):
+        print(f"{label} was scored after another text normaliser and its hypotheses are not kept: running it again",
+              flush=True)
+        (run_dir / "result.json").unlink()
+        for name in ("decode", "score"):  # training is kept when its artifact is here: decoded again
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+        return
+    print(f"{label} scoring its hypotheses again after the {args.normalizer} text normaliser", flush=True)
+    shutil.rmtree(score_dir)
+    score(args, decode_dir, score_dir)
+    result_path = run_dir / "result.json"
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    result["metrics"] = score_metrics(score_dir)
+    result_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if args.records:
+        save_record(run_dir, Path(args.records))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -351,6 +388,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--task", choices=sorted(TASK_METRIC_FILE), default="asr")
     p.add_argument("--text-file", help="training targets in the train/dev dirs (default: text for asr, "
                    "text_slu for slu, written by python -m recipes.slu_targets)")
+    p.add_argument("--normalizer", default="auto",
+                   help="asr: text normaliser of the scoring (speechprompt score --normalizer; default auto: the one "
+                        "the decoder names, e.g. whisper_basic for a multilingual checkpoint); e.g. "
+                        "whisper_basic_nodiacritics:es for Spanish references written without accents")
     p.add_argument("--gold", help="slu: SLURP JSONL gold annotations of the test set (default <test>/slurp.jsonl)")
     p.add_argument("--conf", default="conf", help="folder with adapt.yaml, quick.yaml and method/<name>.yaml")
     p.add_argument("--methods", required=True, help="comma-separated tuning methods")
@@ -373,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.replace(",", " ").split()]
     if args.jobs < 1:
         raise SystemExit(f"adapt: --jobs {args.jobs}: give 1 or more")
+    if args.normalizer != "auto":  # a misspelt normaliser fails now, not after the first training
+        from speechprompt.score.wer import get_normalizer
+
+        try:
+            get_normalizer(args.normalizer)
+        except ValueError as err:
+            raise SystemExit(f"adapt: --normalizer: {err}") from None
     # untrained rows are deterministic (greedy or beam search on fixed weights): one run, the first seed
     runs = [(method, seed, Path(args.exp) / args.backbone_name / args.size / method / f"seed{seed}")
             for method in methods for seed in (seeds[:1] if method in UNTRAINED else seeds)]

@@ -1,7 +1,8 @@
 """Run records: the few small files of a finished adaptation run, kept in the repository next to RESULTS.md.
 
 A run's ``exp/`` folder (checkpoints, artifacts, decodings) stays on the machine that made it. Its record
-(``result.json``, ``inputs.json``, ``wall_seconds.json`` and the score's ``*.json``) is copied to
+(``result.json``, ``inputs.json``, ``wall_seconds.json``, the score's ``*.json`` and the decoded hypotheses
+with their references, ``decode/{hyp,ref}.trn`` and ``decode.json``) is copied to
 ``<records>/<backbone-name>/<size>/<method>/seed<k>/`` and committed, so that the table it feeds can be
 checked, and finished later, by anyone: ``recipes.adapt --records DIR`` restores a run from its record
 instead of training it again when the record's inputs match the run's (the same merged config and
@@ -22,6 +23,9 @@ import shutil
 from pathlib import Path
 
 RECORD_FILES = ("result.json", "inputs.json", "wall_seconds.json")
+# the test decoding: what the score was computed from, so a record can be checked and scored again
+# (another text normaliser) without its weights; records made before they were kept lack them
+DECODE_FILES = ("hyp.trn", "ref.trn", "decode.json")
 PATH_KEYS = ("backbone", "tokenizer", "train", "dev", "test", "gold")
 # the files that define a data dir or a backbone; wav.scp is left out: it holds this machine's paths
 DEFINING_FILES = ("text", "text_slu", "utt2spk", "utt2dur", "segments", "slurp.jsonl", "config.json",
@@ -80,7 +84,16 @@ def save_record(run_dir: Path, records: Path) -> Path:
         json.dumps(portable_inputs(inputs), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for score_file in sorted((run_dir / "score").glob("*.json")):
         shutil.copy2(score_file, target / "score" / score_file.name)
+    copy_present(run_dir / "decode", target / "decode", DECODE_FILES)
     return target
+
+
+def copy_present(source: Path, target: Path, names: tuple[str, ...]) -> None:
+    """Copy those of ``names`` that exist in ``source`` into ``target`` (created only if one does)."""
+    for name in names:
+        if (source / name).is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, target / name)
 
 
 def restore_record(run_dir: Path, records: Path, inputs: dict) -> Path | None:
@@ -100,6 +113,7 @@ def restore_record(run_dir: Path, records: Path, inputs: dict) -> Path | None:
             shutil.copy2(source / name, run_dir / name)
     for score_file in sorted((source / "score").glob("*.json")):
         shutil.copy2(score_file, run_dir / "score" / score_file.name)
+    copy_present(source / "decode", run_dir / "decode", DECODE_FILES)
     # this machine's inputs, so that a later change of config is still noticed (forget_outdated_run)
     (run_dir / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return source

@@ -38,13 +38,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("auto", "text", "trn"), default="auto",
                         help="transcript file format (default: detected per file)")
     parser.add_argument("--top", type=int, default=20, help="utterances with most errors to list (asr)")
-    parser.add_argument("--normalizer", default="auto",
-                        choices=("auto", "speechprompt", "whisper_english", "whisper_basic", "none"),
-                        help="asr: text normaliser of both sides (auto: the one decode.json beside --hyp names, "
-                             "else speechprompt's); the raw figure (text as written) is kept beside it")
+    parser.add_argument("--normalizer", default="auto", type=_normalizer_name,
+                        help="asr: text normaliser of both sides: auto (the one decode.json beside --hyp names, "
+                             "else speechprompt), speechprompt, whisper_english, whisper_basic[:LANG], "
+                             "whisper_basic_nodiacritics[:LANG] (LANG: spell digits in that language) or none; "
+                             "the raw figure (text as written) is kept beside it")
     parser.add_argument("--slot-types", type=Path, default=None,
                         help="slu: file with the known slot types, one per line; others are format errors "
                              "(default: the types found in the gold)")
+
+
+def _normalizer_name(name: str) -> str:
+    """argparse type: ``auto`` or a name ``speechprompt.score.wer.get_normalizer`` knows."""
+    if name != "auto":
+        from speechprompt.score.wer import get_normalizer
+
+        try:
+            get_normalizer(name)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return name
 
 
 def _read_slot_types(path: Path) -> set[str]:

@@ -102,25 +102,40 @@ class WerResult:
 # punctuated text with digits; their users score after Whisper's own normalisers (transformers ships them),
 # which also map numbers and spellings, so "5 o'clock" and "five o clock" agree. "none" keeps the text as
 # written (only whitespace collapsed): the raw figure.
-NORMALIZERS = ("speechprompt", "whisper_english", "whisper_basic", "none")
+# Whisper's basic normaliser (other languages) maps no numbers, while our corpora spell them in their
+# references; "whisper_basic:<lang>" spells the digits of both sides in <lang> first (the references are
+# unchanged by it), so "presione 1" is scored as "presione uno". "whisper_basic_nodiacritics" also folds
+# accents (número = numero), for references written without them (the Spanish Asterisk prompts).
+NORMALIZERS = ("speechprompt", "whisper_english", "whisper_basic", "whisper_basic_nodiacritics", "none")
 
 
 def get_normalizer(name: str) -> Callable[[str], str]:
-    """One of NORMALIZERS as a function str -> str."""
-    if name == "speechprompt":
+    """A normaliser ``NAME`` or ``NAME:LANG`` (NAME of NORMALIZERS, LANG only for whisper_basic*) as str -> str."""
+    base, _, lang = name.partition(":")
+    if lang and not base.startswith("whisper_basic"):
+        raise ValueError(f"text normaliser {name!r}: only whisper_basic and whisper_basic_nodiacritics take a "
+                         f"language (whisper_basic:es)")
+    if base == "speechprompt":
         return _default_normalizer()
-    if name == "whisper_english":
+    if base == "whisper_english":
         from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
         # OpenAI's British-to-American spelling table is not shipped with the checkpoints: none is applied
         return EnglishTextNormalizer({})
-    if name == "whisper_basic":
+    if base in ("whisper_basic", "whisper_basic_nodiacritics"):
         from transformers.models.whisper.english_normalizer import BasicTextNormalizer
 
-        return BasicTextNormalizer()
-    if name == "none":
+        basic = BasicTextNormalizer(remove_diacritics=base == "whisper_basic_nodiacritics")
+        if not lang:
+            return basic
+        from speechprompt.data.spoken_numbers import spell_numbers
+
+        spell_numbers("", lang)  # an unknown language fails here, not at the first hypothesis
+        return lambda text: basic(spell_numbers(text, lang))
+    if base == "none":
         return str
-    raise ValueError(f"unknown text normaliser {name!r}; choose one of {', '.join(NORMALIZERS)}")
+    raise ValueError(f"unknown text normaliser {name!r}; choose one of {', '.join(NORMALIZERS)} "
+                     f"(whisper_basic* may add :LANG)")
 
 
 def _default_normalizer() -> Callable[[str], str]:

@@ -78,3 +78,44 @@ def test_another_config_or_adaptation_set_trains_again(recorded, tmp_path, monke
     monkeypatch.setattr(adapt, "train", no_training)
     with pytest.raises(AssertionError, match="trained although"):
         adapt.main(argv(clone, clone / "exp", records))
+
+
+def test_another_normaliser_scores_the_kept_hypotheses_again_without_training(recorded, tmp_path, monkeypatch, capsys):
+    root, records = recorded
+    clone, clone_records = tmp_path / "recipe", tmp_path / "records"
+    shutil.copytree(root, clone, ignore=shutil.ignore_patterns("exp"))
+    shutil.copytree(records, clone_records)
+    record = clone_records / "tiny" / "10min" / "prompt" / "seed1"
+    assert {p.name for p in (record / "decode").iterdir()} == {"hyp.trn", "ref.trn", "decode.json"}
+    first = json.loads((record / "score" / "wer.json").read_text())["normalization"]
+    assert first != "none"
+    monkeypatch.setattr(adapt, "train", no_training)
+    assert adapt.main(argv(clone, clone / "exp", clone_records) + ["--normalizer", "none"]) == 0
+    assert "scoring its hypotheses again after the none text normaliser" in capsys.readouterr().out
+    run = clone / "exp" / "tiny" / "10min" / "prompt" / "seed1"
+    score = json.loads((run / "score" / "wer.json").read_text())
+    assert score["normalization"] == "none"
+    result = json.loads((run / "result.json").read_text())
+    assert result["metrics"]["wer"] == pytest.approx(score["wer"])
+    assert json.loads((record / "result.json").read_text()) == result  # the record follows
+    assert adapt.main(argv(clone, clone / "exp", clone_records) + ["--normalizer", "none"]) == 0
+    assert "scoring its hypotheses again" not in capsys.readouterr().out  # once only
+
+
+def test_a_record_without_hypotheses_is_trained_again_for_another_normaliser(recorded, tmp_path, monkeypatch, capsys):
+    root, records = recorded
+    clone, clone_records = tmp_path / "recipe", tmp_path / "records"
+    shutil.copytree(root, clone, ignore=shutil.ignore_patterns("exp"))
+    shutil.copytree(records, clone_records)
+    shutil.rmtree(clone_records / "tiny" / "10min" / "prompt" / "seed1" / "decode")  # an older record
+    monkeypatch.setattr(adapt, "train", no_training)
+    with pytest.raises(AssertionError, match="trained although"):
+        adapt.main(argv(clone, clone / "exp", clone_records) + ["--normalizer", "none"])
+    assert "its hypotheses are not kept: running it again" in capsys.readouterr().out
+
+
+def test_a_misspelt_normaliser_stops_before_any_run(recorded, tmp_path, monkeypatch):
+    root, records = recorded
+    monkeypatch.setattr(adapt, "train", no_training)
+    with pytest.raises(SystemExit, match="--normalizer: unknown text normaliser 'whisper_basik'"):
+        adapt.main(argv(root, tmp_path / "exp", records) + ["--normalizer", "whisper_basik"])

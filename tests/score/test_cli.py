@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from speechprompt.cli import main
 
 
@@ -46,3 +48,24 @@ def test_unreadable_input_exits_nonzero_naming_file_and_line(tmp_path, capsys):
     assert rc == 1
     err = capsys.readouterr().err
     assert f"{tmp_path / 'gold'}:1: u1: gold is not in the target format: unclosed slot" in err
+
+
+def test_normalizer_option_takes_a_language_and_is_recorded(tmp_path, capsys):
+    (tmp_path / "text").write_text("u1 presione uno para el numero de agente\n")
+    (tmp_path / "hyp").write_text("u1 Presione 1 para el número de agente.\n")
+    args = ["score", "--task", "asr", "--ref", str(tmp_path / "text"), "--hyp", str(tmp_path / "hyp")]
+    assert main(args + ["--out", str(tmp_path / "basic"), "--normalizer", "whisper_basic"]) == 0
+    assert main(args + ["--out", str(tmp_path / "es"), "--normalizer", "whisper_basic_nodiacritics:es"]) == 0
+    basic = json.loads((tmp_path / "basic" / "wer.json").read_text())
+    folded = json.loads((tmp_path / "es" / "wer.json").read_text())
+    assert basic["word"]["errors"] == 2 and folded["word"]["errors"] == 0
+    assert folded["normalization"] == "whisper_basic_nodiacritics:es"
+
+
+def test_unknown_normalizer_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "text").write_text("u1 a\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", "--task", "asr", "--ref", str(tmp_path / "text"), "--hyp", str(tmp_path / "text"),
+              "--out", str(tmp_path / "out"), "--normalizer", "whisper_basic:klingon"])
+    assert exit_info.value.code == 2
+    assert "cannot spell numbers in 'klingon'" in capsys.readouterr().err

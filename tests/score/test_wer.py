@@ -93,3 +93,30 @@ def test_bad_input_names_file_and_line(tmp_path):
         read_transcripts(tmp_path / "latin1")
     with pytest.raises(TranscriptError, match="cannot read"):
         read_transcripts(tmp_path / "does-not-exist")
+
+
+def test_language_normaliser_spells_digits_like_the_corpus_references():
+    from recipes.spoken_text import spoken_form
+    from speechprompt.score.wer import get_normalizer
+
+    ref, _ = spoken_form("Presione 1 para la opción 2,5.", "es")  # how the corpus writes the reference
+    hyp = "Presione 1 para la opción 2,5."  # how a Whisper checkpoint writes what it hears
+    assert score_transcripts({"u": ref}, {"u": hyp}, get_normalizer("whisper_basic")).word.errors == 4  # 1, 2 5
+    assert score_transcripts({"u": ref}, {"u": hyp}, get_normalizer("whisper_basic:es")).word.errors == 0
+
+
+def test_nodiacritics_normaliser_folds_accents_and_keeps_other_differences():
+    from speechprompt.score.wer import get_normalizer
+
+    refs = {"u": "su contrasena y numero de agente"}  # written without accents, as the Spanish prompts are
+    hyps = {"u": "Su contraseña y número de agentes."}
+    assert score_transcripts(refs, hyps, get_normalizer("whisper_basic:es")).word.errors == 3
+    assert score_transcripts(refs, hyps, get_normalizer("whisper_basic_nodiacritics:es")).word.errors == 1
+
+
+@pytest.mark.parametrize("name", ["whisper_english:es", "whisper_basic:xx", "whisper_fancy"])
+def test_unknown_normaliser_names_fail_clearly(name):
+    from speechprompt.score.wer import get_normalizer
+
+    with pytest.raises(ValueError, match="normaliser|spell numbers"):
+        get_normalizer(name)
