@@ -24,8 +24,9 @@ from pathlib import Path
 
 RECORD_FILES = ("result.json", "inputs.json", "wall_seconds.json")
 # the test decoding: what the score was computed from, so a record can be checked and scored again
-# (another text normaliser) without its weights; records made before they were kept lack them
-DECODE_FILES = ("hyp.trn", "ref.trn", "decode.json")
+# (another text normaliser) without its weights; records made before they were kept lack them. The
+# references only for asr: slot filling is scored against the test set's gold, identified in the inputs
+DECODE_FILES = {"asr": ("hyp.trn", "ref.trn", "decode.json"), "slu": ("hyp.trn", "decode.json")}
 PATH_KEYS = ("backbone", "tokenizer", "train", "dev", "test", "gold")
 # the files that define a data dir or a backbone; wav.scp is left out: it holds this machine's paths
 DEFINING_FILES = ("text", "text_slu", "utt2spk", "utt2dur", "segments", "slurp.jsonl", "config.json",
@@ -84,7 +85,8 @@ def save_record(run_dir: Path, records: Path) -> Path:
         json.dumps(portable_inputs(inputs), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for score_file in sorted((run_dir / "score").glob("*.json")):
         shutil.copy2(score_file, target / "score" / score_file.name)
-    copy_present(run_dir / "decode", target / "decode", DECODE_FILES)
+    task = json.loads((run_dir / "result.json").read_text(encoding="utf-8")).get("task", "asr")
+    copy_present(run_dir / "decode", target / "decode", DECODE_FILES[task])
     return target
 
 
@@ -113,7 +115,7 @@ def restore_record(run_dir: Path, records: Path, inputs: dict) -> Path | None:
             shutil.copy2(source / name, run_dir / name)
     for score_file in sorted((source / "score").glob("*.json")):
         shutil.copy2(score_file, run_dir / "score" / score_file.name)
-    copy_present(source / "decode", run_dir / "decode", DECODE_FILES)
+    copy_present(source / "decode", run_dir / "decode", DECODE_FILES["asr"])  # those the record has
     # this machine's inputs, so that a later change of config is still noticed (forget_outdated_run)
     (run_dir / "inputs.json").write_text(json.dumps(inputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return source
