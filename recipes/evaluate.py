@@ -39,7 +39,8 @@ def evaluate_run(result_path: Path, adapt_root: Path, args: argparse.Namespace) 
         raise RecipeError(f"{result_path}: its task artifact {artifact} is missing — rerun the adaptation stage")
     name = args.name or Path(args.test).name
     decode_dir, score_dir = run_dir / f"eval_{name}" / "decode", run_dir / f"eval_{name}" / "score"
-    task = argparse.Namespace(backbone=args.backbone, test=args.test, task=run.task, gold=args.gold)
+    task = argparse.Namespace(backbone=args.backbone, test=args.test, task=run.task, gold=args.gold,
+                              normalizer=args.normalizer)
     if not (decode_dir / "decode.json").is_file():
         settings = adapt.method_config(Path(args.conf), run.method, args.quick).get("decode", {})
         adapt.decode(task, artifact, decode_dir, settings)
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="name of the test set in paths and tables (default: the dir's name)")
     parser.add_argument("--gold", help="slu: SLURP JSONL gold of the test set (default <test>/slurp.jsonl)")
     parser.add_argument("--conf", default="conf", help="the sweep's config folder (for the decode: settings)")
+    parser.add_argument("--normalizer", default="auto",
+                        help="asr: text normaliser of the scoring, as recipes.adapt --normalizer (default auto)")
     parser.add_argument("--quick", action="store_true", help="the sweep ran with --quick")
     parser.add_argument("--out", required=True, type=Path, help="where the new result.json files go")
     args = parser.parse_args(argv)
