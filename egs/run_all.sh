@@ -20,10 +20,10 @@ recipes=(
   # the larger sizes, one seed: the step budget does not grow with the data, so each costs about one seed of
   # the 10-minute runs
   "synth/asr/run.sh --sizes 1h --seeds 1"
-  "synth/asr/run_wav2seq_pretrained.sh"  # Wav2Seq on whisper-tiny.en's encoder (rows join synth/asr)
-  "fillets/asr/run_wav2seq_pretrained.sh" # Wav2Seq on whisper-base's encoder (rows join fillets/asr)
   "fillets/asr/run.sh --sizes 1h --seeds 1"
   "synth/slu/run.sh --sizes 1000utt --seeds 1"
+  "synth/asr/run_wav2seq_pretrained.sh"  # Wav2Seq on whisper-tiny.en's encoder (rows join synth/asr)
+  "fillets/asr/run_wav2seq_pretrained.sh" # Wav2Seq on whisper-base's encoder (rows join fillets/asr)
   "synth/asr/run_scratch.sh"             # the backbone made here without a checkpoint (rows join synth/asr)
 )
 
