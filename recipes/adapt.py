@@ -346,7 +346,9 @@ def scored_with_other_normalizer(args: argparse.Namespace, run_dir: Path) -> boo
     wer_json = run_dir / "score" / "wer.json"
     if args.task != "asr" or args.normalizer == "auto" or not wer_json.is_file():
         return False
-    return json.loads(wer_json.read_text(encoding="utf-8")).get("normalization") != args.normalizer
+    from speechprompt.score.wer import recorded_normalizer
+
+    return recorded_normalizer(json.loads(wer_json.read_text(encoding="utf-8"))) != args.normalizer
 
 
 def rescore(args: argparse.Namespace, run_dir: Path, label: str) -> None:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 # the figures compared: a RESULTS.md shows these
 CHECKED = {"asr": ("wer", "cer"), "slu": ("slu_f1", "span_f1", "intent_accuracy", "wer")}
-DEFAULT_NORMALISATION = "speechprompt.data.text.normalize_text"  # how wer.json names the "speechprompt" one
 
 
 def rescore(record: Path, task: str, gold: Path | None) -> dict[str, float]:
@@ -34,8 +33,9 @@ def rescore(record: Path, task: str, gold: Path | None) -> dict[str, float]:
 
     decode = record / "decode"
     if task == "asr":
-        named = json.loads((record / "score" / "wer.json").read_text(encoding="utf-8")).get("normalization")
-        normalizer = "speechprompt" if named in (None, DEFAULT_NORMALISATION) else named
+        from speechprompt.score.wer import recorded_normalizer
+
+        normalizer = recorded_normalizer(json.loads((record / "score" / "wer.json").read_text(encoding="utf-8")))
         options = ["--ref", str(decode / "ref.trn"), "--normalizer", normalizer]
     else:
         if gold is None:

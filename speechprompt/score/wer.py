@@ -138,6 +138,15 @@ def get_normalizer(name: str) -> Callable[[str], str]:
                      f"(whisper_basic* may add :LANG)")
 
 
+DEFAULT_NORMALISATION = "speechprompt.data.text.normalize_text"  # how wer.json names the "speechprompt" one
+
+
+def recorded_normalizer(report: dict) -> str:
+    """The normaliser name (as get_normalizer takes it) that a ``wer.json`` report was scored after."""
+    named = report.get("normalization")
+    return "speechprompt" if named in (None, DEFAULT_NORMALISATION) else named
+
+
 def _default_normalizer() -> Callable[[str], str]:
     from speechprompt.data.text import normalize_text
 
@@ -287,7 +296,7 @@ def write_wer_results(result: WerResult, out_dir: str | Path, top_n: int = 20, s
         "missing_hypotheses": result.missing_hypotheses,
         "extra_hypotheses": result.extra_hypotheses,
         "worst_utterances": [u.utt_id for u in worst],
-        "normalization": ("speechprompt.data.text.normalize_text" if normalizer == "speechprompt" else normalizer),
+        "normalization": DEFAULT_NORMALISATION if normalizer == "speechprompt" else normalizer,
         **({"raw_wer": raw.word.rate, "raw_cer": raw.char.rate} if raw is not None else {}),
         **({"sources": sources} if sources else {}),
     }
