@@ -60,4 +60,4 @@ run_stage 5 "adapt the supervised backbone with every method" \
   adapt_all supervised "$exp/supervised" --tokenizer "$exp/supervised/tokenizer" --methods "zero_shot,$methods"
 
 run_stage 6 "results table (with run.sh's released-checkpoint rows when present)" \
-  speechprompt report "$root_exp" --out "$results"
+  speechprompt report "$root_exp" --also cer --out "$results"
