@@ -144,9 +144,12 @@ class TunedModel(nn.Module):
         current = getattr(self.backbone, "vocab_size", None)
         if vocab_size is None or vocab_size == current:
             return []
-        before = {id(p) for p in self.backbone.parameters()}
+        # hold the old parameters while resizing: compared by id() alone, a new tensor could take a freed old
+        # one's address (and id) and be left out of the saved artifact (seen in 1 run of 21)
+        before = dict(self.backbone.named_parameters())
         self.backbone.resize_vocab(vocab_size)
-        names = [name for name, p in self.backbone.named_parameters() if id(p) not in before]
+        names = [name for name, p in self.backbone.named_parameters() if before.get(name) is not p]
+        del before
         if not names:
             raise RuntimeError(f"backbone.resize_vocab({vocab_size}) created no new parameters")
         params = dict(self.backbone.named_parameters())

@@ -584,3 +584,21 @@ def test_finetune_all_leaves_fixed_weights_alone(pristine):
     trained = {n.removeprefix("backbone.") for n, p in model.named_parameters() if p.requires_grad}
     assert positions not in trained
     assert trained == {n for n, _ in backbone.named_parameters()} - {positions}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_new_vocabulary_names_every_new_weight(pristine, family):
+    """Every weight a vocabulary resize makes (embedding, CTC head) is named, so the artifact stores it.
+
+    Compared by id() alone, a new weight could take a freed old one's address and go unnamed: about one
+    build in ten on these tiny models, hence many builds.
+    """
+    with_ctc = copy.deepcopy(pristine[family])
+    with_ctc.add_ctc_head()
+    config = make_config("deep_prompt", {"num_prompts": 3, "vocab_size": 40, "ctc_weight": 0.3})
+    for _ in range(40):
+        backbone = copy.deepcopy(with_ctc)
+        model = build_tuned_model(backbone, config)
+        resized = {name for name, p in backbone.named_parameters() if p.shape[0] == 40}
+        assert {"ctc_head.weight", "ctc_head.bias"} <= resized
+        assert set(model.vocab_parameter_names) == resized
