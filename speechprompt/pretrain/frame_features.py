@@ -13,6 +13,7 @@ import torch
 import torchaudio
 
 from speechprompt.data.features import FeatureConfig, utterance_features
+from speechprompt.decoding.long_form import max_input_samples, split
 
 SAMPLE_RATE = 16000
 
@@ -51,7 +52,9 @@ class HiddenStateFeatures:
 
     Every utterance is encoded alone on its true length: a released Whisper checkpoint's 30 s input
     window is switched off (``pad_to_window``), so T = the encoder's frames of the audio itself (50 a
-    second for Whisper) and the positional embeddings are those of positions 0..T-1. ``source`` (a
+    second for Whisper) and the positional embeddings are those of positions 0..T-1. Audio longer than
+    the encoder's positions (Whisper: 30 s) is cut at pauses, as the Transcriber cuts it, and the
+    pieces' frames are joined in order: no utterance is lost to the window. ``source`` (a
     fetched name or folder) is recorded in ``config()``, so the same pseudo language can label other
     data later without naming the backbone again.
     """
@@ -70,6 +73,7 @@ class HiddenStateFeatures:
         self.device = torch.device(device)
         self.dim = getattr(backbone, "encoder_dim", None)
         self.fingerprint = backbone.fingerprint()
+        self.max_samples = max_input_samples(backbone)  # None: no window (wav2vec2 encoders)
         probe = self(torch.zeros(SAMPLE_RATE))  # one second of silence
         self.frame_rate, self.dim = float(probe.shape[0]), int(probe.shape[1])
 
@@ -86,7 +90,15 @@ class HiddenStateFeatures:
 
     @torch.no_grad()
     def layers(self, waveform: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
-        """waveform (S,) -> {layer: (T, D)} for several layers in one pass (stops after the deepest)."""
+        """waveform (S,) -> {layer: (T, D)} for several layers in one pass (stops after the deepest);
+        audio longer than the encoder's window is encoded piece by piece, T = the pieces' frames."""
+        pieces = split(waveform.numpy(), self.max_samples) if waveform.numel() > 0 else [waveform.numpy()]
+        if len(pieces) == 1:
+            return self._piece_layers(waveform, layers)
+        encoded = [self._piece_layers(torch.from_numpy(piece), layers) for piece in pieces]
+        return {k: torch.cat([piece[k] for piece in encoded]) for k in layers}
+
+    def _piece_layers(self, waveform: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
         if waveform.numel() < 400:
             return {k: torch.zeros(0, self.dim or 0) for k in layers}
         wave = waveform.float()[None].to(self.device)

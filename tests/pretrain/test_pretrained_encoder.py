@@ -87,6 +87,24 @@ def test_hidden_features_of_a_released_checkpoint_cover_the_true_length_only(che
     assert torch.equal(both[2], alone) and both[0].shape == alone.shape
 
 
+def test_audio_longer_than_the_window_is_encoded_piece_by_piece(checkpoint):
+    from speechprompt.decoding.long_form import split
+
+    featurizer = make_featurizer("hidden", str(checkpoint), 1)
+    limit = featurizer.max_samples
+    assert limit is not None  # a released Whisper's encoder has a fixed number of positions
+    rng = np.random.default_rng(2)
+    wave = rng.normal(0, 0.1, limit + limit // 2).astype(np.float32)
+    wave[limit - 8000:limit - 4000] *= 0.01  # a pause to cut in
+    with pytest.raises(Exception, match="segment the audio first"):  # what a single pass would do
+        featurizer._piece_layers(torch.from_numpy(wave), [1])
+    pieces = split(wave, limit)
+    assert len(pieces) == 2 and sum(map(len, pieces)) == len(wave)
+    joined = featurizer(torch.from_numpy(wave))
+    by_hand = torch.cat([featurizer(torch.from_numpy(piece)) for piece in pieces])
+    assert torch.equal(joined, by_hand) and len(joined) > featurizer.frame_rate * limit / 16000
+
+
 def test_pseudo_label_from_a_released_checkpoint_records_its_backbone(checkpoint, corpus, pseudo, tmp_path):
     language = PseudoLanguage.load(pseudo)
     assert language.feature_config["backbone"] == str(checkpoint) and language.feature_config["layer"] == 1
