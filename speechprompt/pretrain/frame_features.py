@@ -92,7 +92,7 @@ class HiddenStateFeatures:
     def layers(self, waveform: torch.Tensor, layers: list[int]) -> dict[int, torch.Tensor]:
         """waveform (S,) -> {layer: (T, D)} for several layers in one pass (stops after the deepest);
         audio longer than the encoder's window is encoded piece by piece, T = the pieces' frames."""
-        pieces = split(waveform.numpy(), self.max_samples) if waveform.numel() > 0 else [waveform.numpy()]
+        pieces = split(waveform.numpy(), self.max_samples)  # [waveform] when it fits or there is no window
         if len(pieces) == 1:
             return self._piece_layers(waveform, layers)
         encoded = [self._piece_layers(torch.from_numpy(piece), layers) for piece in pieces]
