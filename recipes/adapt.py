@@ -60,18 +60,22 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def method_config(conf_dir: Path, method: str, quick: bool) -> dict:
+def method_config(conf_dirs: Path | list[Path], method: str, quick: bool) -> dict:
     """The merged YAML config of one method: common settings, the method's, then quick overrides.
 
-    zero_shot trains nothing: it gets only the common ``decode:`` section, so it decodes like the others.
+    ``conf_dirs`` may list several folders: each later one is layered over the earlier ones, file by file
+    (every ``adapt.yaml``, then every ``method/<method>.yaml``, then the quick files), so a folder holding only
+    ``method/finetune.yaml`` changes fine-tuning alone for one backbone. zero_shot trains nothing: it gets only
+    the common ``decode:`` section, so it decodes like the others.
     """
-    method_file = conf_dir / "method" / f"{method}.yaml"
-    if method not in UNTRAINED and not method_file.is_file():
-        known = sorted(p.stem for p in (conf_dir / "method").glob("*.yaml"))
-        raise SystemExit(f"adapt: no config for method '{method}' ({method_file}); known: {', '.join(known)}")
-    layers = [conf_dir / "adapt.yaml", method_file]
+    conf_dirs = [Path(d) for d in (conf_dirs if isinstance(conf_dirs, list) else [conf_dirs])]
+    method_files = [d / "method" / f"{method}.yaml" for d in conf_dirs]
+    if method not in UNTRAINED and not any(f.is_file() for f in method_files):
+        known = sorted({p.stem for d in conf_dirs for p in (d / "method").glob("*.yaml")})
+        raise SystemExit(f"adapt: no config for method '{method}' ({method_files[0]}); known: {', '.join(known)}")
+    layers = [d / "adapt.yaml" for d in conf_dirs] + method_files
     if quick:
-        layers += [conf_dir / "quick.yaml", conf_dir / "method" / f"{method}.quick.yaml"]
+        layers += [d / "quick.yaml" for d in conf_dirs] + [d / "method" / f"{method}.quick.yaml" for d in conf_dirs]
     merged: dict = {}
     for layer in layers:
         if layer.is_file():
@@ -112,7 +116,7 @@ def run_one(args: argparse.Namespace, method: str, seed: int, run_dir: Path) -> 
     A run whose recorded inputs (``inputs.json``) differ from these is removed and run again."""
     from speechprompt.results import write_result
 
-    config = method_config(Path(args.conf), method, args.quick)
+    config = method_config(args.conf, method, args.quick)
     inputs = run_inputs(args, config)
     forget_outdated_run(run_dir, inputs, f"[{method} seed {seed}]")
     result_path = run_dir / "result.json"
@@ -395,7 +399,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the decoder names, e.g. whisper_basic for a multilingual checkpoint); e.g. "
                         "whisper_basic_nodiacritics:es for Spanish references written without accents")
     p.add_argument("--gold", help="slu: SLURP JSONL gold annotations of the test set (default <test>/slurp.jsonl)")
-    p.add_argument("--conf", default="conf", help="folder with adapt.yaml, quick.yaml and method/<name>.yaml")
+    p.add_argument("--conf", action="append", type=Path,
+                   help="folder with adapt.yaml, quick.yaml and method/<name>.yaml (default conf); repeat it to "
+                        "layer a folder of changes over the earlier ones, e.g. one backbone's own fine-tuning lr")
     p.add_argument("--methods", required=True, help="comma-separated tuning methods")
     p.add_argument("--seeds", default="1", help="comma- or space-separated seeds")
     p.add_argument("--jobs", type=int, default=1,
@@ -407,7 +413,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      "copied there, and a run with a matching record is restored, not trained")
     p.add_argument("--override", action="append", default=[], metavar="key=value",
                    help="extra 'speechprompt train' override for every run (repeatable)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.conf = args.conf or [Path("conf")]
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,7 @@ def evaluate_run(result_path: Path, adapt_root: Path, args: argparse.Namespace) 
     task = argparse.Namespace(backbone=args.backbone, test=args.test, task=run.task, gold=args.gold,
                               normalizer=args.normalizer)
     if not (decode_dir / "decode.json").is_file():
-        settings = adapt.method_config(Path(args.conf), run.method, args.quick).get("decode", {})
+        settings = adapt.method_config(args.conf, run.method, args.quick).get("decode", {})
         adapt.decode(task, artifact, decode_dir, settings)
     if not (score_dir / adapt.TASK_METRIC_FILE[run.task]).is_file():
         adapt.score(task, decode_dir, score_dir)
@@ -58,12 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", required=True, help="the other test data dir")
     parser.add_argument("--name", help="name of the test set in paths and tables (default: the dir's name)")
     parser.add_argument("--gold", help="slu: SLURP JSONL gold of the test set (default <test>/slurp.jsonl)")
-    parser.add_argument("--conf", default="conf", help="the sweep's config folder (for the decode: settings)")
+    parser.add_argument("--conf", action="append", type=Path,
+                        help="the sweep's config folder(s), as given to recipes.adapt (for the decode: settings; "
+                             "default conf)")
     parser.add_argument("--normalizer", default="auto",
                         help="asr: text normaliser of the scoring, as recipes.adapt --normalizer (default auto)")
     parser.add_argument("--quick", action="store_true", help="the sweep ran with --quick")
     parser.add_argument("--out", required=True, type=Path, help="where the new result.json files go")
     args = parser.parse_args(argv)
+    args.conf = args.conf or [Path("conf")]
     results = sorted(args.adapt.rglob("result.json"))
     if not results:
         print(f"evaluate: no result.json under {args.adapt} — run the adaptation stage first", file=sys.stderr)

@@ -24,10 +24,15 @@ def _methods(script: Path) -> list[str]:
     return sorted({method for line in found for method in line.split(",")})
 
 
-def _confs(script: Path) -> list[Path]:
-    """The config folders a script may hand to recipes.adapt: conf/ and those below it (conf/checkpoint)."""
+def _confs(script: Path) -> list[list[Path]]:
+    """The config layers a script may hand to recipes.adapt: conf/, the folders below it with their own
+    adapt.yaml (conf/checkpoint), and conf/ with a folder of changes layered over it (conf/wav2seq_on_checkpoint)."""
     conf = script.parent / "conf"
-    return [d for d in (conf, *sorted(conf.glob("*/"))) if (d / "method").is_dir()]
+    layers = [[conf]] if (conf / "method").is_dir() else []
+    for folder in sorted(conf.glob("*/")):
+        if (folder / "method").is_dir():
+            layers.append([folder] if (folder / "adapt.yaml").is_file() else [conf, folder])
+    return layers
 
 
 def test_there_are_recipes():
@@ -56,7 +61,7 @@ def test_every_method_of_a_recipe_has_a_config(script):
                 if method in UNTRAINED:  # nothing to train: the common decode settings only
                     assert set(config) == {"decode"}
                     continue
-                assert config["method"]["name"] == method, f"{conf}/method/{method}.yaml names another method"
+                assert config["method"]["name"] == method, f"{conf[-1]}/method/{method}.yaml names another method"
                 assert "optim" in config and "decode" in config
 
 
@@ -76,3 +81,20 @@ def test_run_all_lists_every_recipe_on_embedded_corpora_and_each_exists():
     # the recipes that need a user's own data (kaldi, librispeech, slurp) are the only ones left out
     embedded = {str(p.relative_to(ROOT / "egs")) for p in SCRIPTS if p.parts[-3] in ("synth", "fillets", "asterisk")}
     assert scripts == embedded
+
+
+def test_a_later_conf_folder_changes_only_what_it_holds(tmp_path):
+    base, overlay = tmp_path / "conf", tmp_path / "conf" / "other_backbone"
+    (base / "method").mkdir(parents=True)
+    (overlay / "method").mkdir(parents=True)
+    (base / "adapt.yaml").write_text("optim: {max_steps: 100, warmup_steps: 10}\ndecode: {beam: 4}\n")
+    (base / "method" / "finetune.yaml").write_text("method: {name: finetune}\noptim: {lr: 1.0e-3}\n")
+    (base / "method" / "lora.yaml").write_text("method: {name: lora}\noptim: {lr: 1.0e-3}\n")
+    (overlay / "method" / "finetune.yaml").write_text("optim: {lr: 1.0e-4}\n")
+
+    finetune = method_config([base, overlay], "finetune", False)
+    assert finetune["optim"] == {"max_steps": 100, "warmup_steps": 10, "lr": 1.0e-4}
+    assert finetune["method"] == {"name": "finetune"} and finetune["decode"] == {"beam": 4}
+    assert method_config([base, overlay], "lora", False) == method_config(base, "lora", False)
+    with pytest.raises(SystemExit, match="no config for method 'ulpt'"):
+        method_config([base, overlay], "ulpt", False)

@@ -66,7 +66,8 @@ adapt_all() {
   for size in $sizes; do
     python -m recipes.adapt --backbone "$exp/$name" --backbone-name "$name" --size "$size" \
       --train "$data/$(adapt_size $size)" --dev "$data/dev" --test "$data/test" \
-      --conf conf --methods "$methods" --seeds "$seeds" --jobs "$nj" --exp "$exp/adapt" $quick_flag $records_flag
+      --conf conf --conf conf/wav2seq_on_checkpoint --methods "$methods" --seeds "$seeds" --jobs "$nj" \
+      --exp "$exp/adapt" $quick_flag $records_flag
   done
 }
 
