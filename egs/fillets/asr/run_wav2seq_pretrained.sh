@@ -8,7 +8,8 @@
 # whisper-base's encoder on each utterance's true length, 200 clusters, 1000 BPE pieces (chosen with
 # python -m speechprompt.pretrain.label_quality on fillets dev, figures in docs/pseudo_language.md). Adaptation:
 # Czech characters (a new decoder vocabulary, trained with each method), 10 min and 1 h; rows named after the
-# backbone (wav2seq-base) join run.sh's in exp/ and RESULTS.md.
+# backbone (wav2seq-base) join run.sh's in exp/ and RESULTS.md. Method settings: conf/method, with
+# conf/wav2seq_on_checkpoint layered over it (fine-tuning's smaller learning rate for a pretrained encoder).
 #
 #   ./run_wav2seq_pretrained.sh                 # the full run: 10 min, 3 seeds (pretraining about an hour on 2 cores)
 #   ./run_wav2seq_pretrained.sh --sizes 1h --seeds 1   # adds the 1 h rows, one seed

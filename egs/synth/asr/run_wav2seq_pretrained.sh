@@ -10,7 +10,8 @@
 # encoder with a fresh decoder on those pseudo subwords (the encoder fixed for the first steps), then adapt the
 # result to unseen flite voices with 10 min and 1 h of labelled speech using every method (characters: a new
 # decoder vocabulary, trained with each method); decode, score and write RESULTS.md. Its rows are named after
-# the backbone (wav2seq-tiny.en).
+# the backbone (wav2seq-tiny.en). Method settings: conf/method, with conf/wav2seq_on_checkpoint layered over it
+# (fine-tuning's smaller learning rate for a pretrained encoder).
 #
 #   ./run_wav2seq_pretrained.sh                 # the full run: 10 min, 3 seeds (pretraining about an hour on 2 cores)
 #   ./run_wav2seq_pretrained.sh --sizes 1h --seeds 1   # adds the 1 h rows, one seed
