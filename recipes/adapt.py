@@ -69,6 +69,9 @@ def method_config(conf_dirs: Path | list[Path], method: str, quick: bool) -> dic
     the common ``decode:`` section, so it decodes like the others.
     """
     conf_dirs = [Path(d) for d in (conf_dirs if isinstance(conf_dirs, list) else [conf_dirs])]
+    missing = [str(d) for d in conf_dirs if not d.is_dir()]
+    if missing:
+        raise SystemExit(f"adapt: no config folder {', '.join(missing)} — check --conf")
     method_files = [d / "method" / f"{method}.yaml" for d in conf_dirs]
     if method not in UNTRAINED and not any(f.is_file() for f in method_files):
         known = sorted({p.stem for d in conf_dirs for p in (d / "method").glob("*.yaml")})

@@ -98,3 +98,5 @@ def test_a_later_conf_folder_changes_only_what_it_holds(tmp_path):
     assert method_config([base, overlay], "lora", False) == method_config(base, "lora", False)
     with pytest.raises(SystemExit, match="no config for method 'ulpt'"):
         method_config([base, overlay], "ulpt", False)
+    with pytest.raises(SystemExit, match="no config folder .*typo"):
+        method_config([base, tmp_path / "typo"], "finetune", False)
